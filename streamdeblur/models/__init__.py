@@ -1,0 +1,22 @@
+"""Deblurring models, registered by name (see `registry`)."""
+
+from streamdeblur.models.registry import (
+    DeblurModel,
+    ModelSpec,
+    create_model,
+    get_spec,
+    list_models,
+    model_names,
+    register_model,
+)
+from streamdeblur.models import rt_focuser, uhdvd  # noqa: F401  (registers the models)
+
+__all__ = [
+    "DeblurModel",
+    "ModelSpec",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "model_names",
+    "register_model",
+]
