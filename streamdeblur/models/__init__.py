@@ -1,5 +1,6 @@
 """Deblurring models, registered by name (see `registry`)."""
 
+from streamdeblur.models import rt_focuser, uhdvd  # noqa: F401  (registers the models)
 from streamdeblur.models.registry import (
     DeblurModel,
     ModelSpec,
@@ -9,7 +10,6 @@ from streamdeblur.models.registry import (
     model_names,
     register_model,
 )
-from streamdeblur.models import rt_focuser, uhdvd  # noqa: F401  (registers the models)
 
 __all__ = [
     "DeblurModel",

@@ -24,6 +24,7 @@ class ModelSpec:
 
     `macs_per_pixel` counts multiply-accumulates of convolutions per *output* pixel at
     `macs_size` (W, H); it is checked against torch's FLOP counter in the tests.
+    `peak_elements_per_pixel` sizes inference memory (see `hardware.activation_bytes`).
     `official_formats` names the checkpoint layouts `weights.load_state_dict` accepts
     besides our own .safetensors (e.g. "uhdvd-release-dir", "rt-focuser-pth").
     """
@@ -38,6 +39,7 @@ class ModelSpec:
     official_formats: tuple[str, ...] = ()
     paper: str = ""
     default_weights: str = field(default="")
+    peak_elements_per_pixel: float = 0.0  # live activation elements per padded input pixel, at peak
 
     @property
     def weights_file(self) -> str:

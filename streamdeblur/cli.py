@@ -1,0 +1,290 @@
+"""Command line: `streamdeblur INPUT -o OUTPUT [options]` plus `models` and `bench`.
+
+The bare form is the main job: a click group whose default command is `run`. Every failure
+a user can cause ends with one line on stderr and a documented exit code (0 done, 1 failed,
+2 usage, 3 partial, 130 interrupted); `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from streamdeblur import __version__
+from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StreamdeblurError
+from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
+from streamdeblur.models import list_models, model_names
+from streamdeblur.pipeline.runner import RunConfig, run_file
+from streamdeblur.pipeline.stats import write_report
+
+PROG = "streamdeblur"
+
+
+class DefaultGroup(click.Group):
+    """A group that runs `run` when the first argument is not a subcommand.
+
+    So `streamdeblur in.mp4 -o out.mp4` is the main job and `streamdeblur models` a
+    subcommand; a file that happens to be named like a subcommand works as `streamdeblur run NAME`.
+    """
+
+    default_command = "run"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def parse_threshold(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise click.BadParameter("use 'auto' or a number (Laplacian variance at 480 px width)") from None
+    if threshold < 0:
+        raise click.BadParameter("must be >= 0")
+    return threshold
+
+
+def engine_options(fn: Callable) -> Callable:
+    """Model and processing options shared by the file, live and batch commands."""
+    options = [
+        click.option(
+            "--model",
+            default="auto",
+            show_default=True,
+            type=click.Choice(["auto", *model_names()]),
+            help="Model; auto picks the best one this hardware can run.",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            metavar="PATH",
+            help="Weights: our .safetensors, the UHDVD release directory, or an RT-Focuser .pth "
+            "(default: weights/<model>.safetensors).",
+        ),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option(
+            "--precision",
+            default="auto",
+            show_default=True,
+            type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+            help="auto: fp16 on CUDA, fp32 on CPU.",
+        ),
+        click.option("--selective", is_flag=True, help="Process only blurry frames; sharp ones pass through."),
+        click.option(
+            "--blur-threshold",
+            default="auto",
+            show_default=True,
+            callback=parse_threshold,
+            help="With --selective: frames whose blur score is below this are processed; auto adapts to the clip.",
+        ),
+        click.option(
+            "--denoise",
+            default="none",
+            show_default=True,
+            type=click.Choice(["none", "bilateral"]),
+            help="Edge-preserving denoise before the model.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def output_options(fn: Callable) -> Callable:
+    """Output, report and verbosity options shared by the commands that write files."""
+    options = [
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Write a JSON run report (timings, per-frame blur scores).",
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists."),
+        click.option(
+            "--crf",
+            type=click.IntRange(0, 63),
+            default=DEFAULT_CRF,
+            show_default=True,
+            help="Encoder quality (lower is better).",
+        ),
+        click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Video encoder (FFmpeg name)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress or summary, only errors."),
+        click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def config_from(options: dict[str, Any]) -> RunConfig:
+    return RunConfig(
+        model=options["model"],
+        weights=options["weights"],
+        device=options["device"],
+        precision=options["precision"],
+        selective=options["selective"],
+        blur_threshold=options["blur_threshold"],
+        denoise=options["denoise"] == "bilateral",
+        overwrite=options["overwrite"],
+        encode=EncodeOptions(codec=options["codec"], crf=options["crf"]),
+    )
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=PROG)
+def cli() -> None:
+    """Deblur videos, images and image sequences; live streams and folders too.
+
+    \b
+      streamdeblur INPUT -o OUTPUT [options]   the main job (see `streamdeblur run --help`)
+      streamdeblur models                      available models
+      streamdeblur bench --model M --size WxH  time a model
+    """
+
+
+@cli.command("run")
+@click.argument("input", metavar="INPUT")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="OUTPUT",
+    help="Video file, image, or printf pattern (follows INPUT's kind).",
+)
+@engine_options
+@output_options
+def run_command(input: str, output: str, **options: Any) -> int:
+    """Deblur INPUT (a video, an image, or an image sequence: 'frames/%04d.png' or a quoted glob)."""
+    from streamdeblur.display import RunDisplay
+
+    display = RunDisplay(quiet=options["quiet"])
+    result = None
+    try:
+        result = run_file(input, output, config_from(options), on_start=display.start, on_tick=display.tick)
+    finally:
+        display.stop()
+    if options["report"]:
+        write_report(options["report"], result.report())
+    display.summary(result.stats, output, result.interrupted)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models_command(as_json: bool) -> int:
+    """List the models: parameters, MACs per pixel, recurrence, weights present."""
+    from streamdeblur.models import create_model
+    from streamdeblur.weights import find_default_weights
+
+    rows = []
+    for spec in list_models():
+        params = sum(p.numel() for p in create_model(spec.name).parameters())
+        weights = find_default_weights(spec)
+        rows.append(
+            {
+                "name": spec.name,
+                "params": params,
+                "macs_per_pixel": spec.macs_per_pixel,
+                "recurrent": spec.recurrent,
+                "input_multiple": spec.input_multiple,
+                "weights": str(weights) if weights else None,
+                "summary": spec.summary,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return EXIT_OK
+    table = Table(title="streamdeblur models")
+    for column in ("name", "params", "MACs/px", "recurrent", "size multiple", "weights", "summary"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            f"{r['params'] / 1e6:.2f} M",
+            f"{r['macs_per_pixel'] / 1e3:.0f} k",
+            "yes" if r["recurrent"] else "no",
+            str(r["input_multiple"]),
+            "[green]yes[/]" if r["weights"] else "[dim]none (use --weights)[/]",
+            r["summary"],
+        )
+    Console().print(table)
+    return EXIT_OK
+
+
+@cli.command("bench")
+@click.option("--model", default="auto", show_default=True, type=click.Choice(["auto", *model_names()]))
+@click.option("--size", default="1280x720", show_default=True, help="WIDTHxHEIGHT of the input.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]))
+@click.option("--runs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
+@click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def bench_command(
+    model: str,
+    size: str,
+    device: str,
+    precision: str,
+    runs: int,
+    warmup: int,
+    threads: int | None,
+    as_json: bool,
+    debug: bool,
+) -> int:
+    """Time a model alone (median of RUNS after WARMUP; CUDA events on GPU)."""
+    from streamdeblur.bench import parse_size, run_bench
+
+    result = run_bench(model, parse_size(size), device, precision, runs, warmup, threads)
+    if not as_json:
+        Console(stderr=True).print(
+            f"{result['model']} {result['size']} {result['precision']} on {result['device']}: "
+            f"[bold]{result['latency_ms']:.1f} ms[/] ({result['fps']:.2f} fps, {result['tflops']:.2f} TFLOP/s)"
+        )
+    click.echo(json.dumps(result))
+    return EXIT_OK
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: the output is finished, not left half-written."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every outcome into an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        code = cli.main(args=args, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print(f"{PROG}: interrupted")
+        code = EXIT_INTERRUPTED
+    except click.UsageError as e:
+        err.print(f"{PROG}: error: {e.format_message()}", markup=False)
+        code = EXIT_USAGE
+    except click.ClickException as e:
+        err.print(f"{PROG}: error: {e.format_message()}", markup=False)
+        code = e.exit_code
+    except StreamdeblurError as e:
+        if debug:
+            raise
+        err.print(f"{PROG}: error: {e}", markup=False)
+        code = e.exit_code
+    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        if debug:
+            raise
+        err.print(f"{PROG}: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", markup=False)
+        code = EXIT_FAILED
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

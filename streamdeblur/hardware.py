@@ -1,0 +1,100 @@
+"""Device, precision and automatic model choice.
+
+`--model auto` picks the best model the hardware can run: UHDVD on a CUDA GPU with tensor
+cores and room for its activations at the frame size, RT-Focuser otherwise (CPU, old or
+small GPUs). The decision and its reason are shown on the status line and, when it is a
+fallback, recorded in the run report.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import torch
+
+from streamdeblur.errors import UsageError
+from streamdeblur.models import get_spec
+
+PREFERRED = "uhdvd"  # the best model, when the hardware can run it
+LIGHT = "rt-focuser"  # the fallback for CPUs and small GPUs
+MIN_COMPUTE = (7, 0)  # tensor cores (fp16) from Volta on; older GPUs are too slow for UHDVD
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str
+    reason: str
+    fallback: str | None = None  # why a lighter model than the preferred one runs (auto only)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto`, `cpu`, `cuda` or `cuda:N`; a CUDA request without a GPU is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: no CUDA GPU is available to this torch build")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` is fp16 on CUDA (10-bit mantissa: enough for 8- and 10-bit video) and fp32 on CPU."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UsageError(f"--precision bf16: {describe_device(device)} does not support bf16")
+    return precision
+
+
+def choose_model(requested: str, device: torch.device, frame_size: tuple[int, int]) -> ModelChoice:
+    """The model to run: the requested one, or for `auto` the best one this device can run."""
+    if requested != "auto":
+        get_spec(requested)
+        return ModelChoice(requested, "requested")
+    if device.type != "cuda":
+        return ModelChoice(LIGHT, "auto", f"auto: no CUDA GPU, {LIGHT} is the CPU model")
+    props = torch.cuda.get_device_properties(device)
+    if (props.major, props.minor) < MIN_COMPUTE:
+        return ModelChoice(
+            LIGHT,
+            "auto",
+            f"auto: {props.name} (compute {props.major}.{props.minor}) has no tensor cores for {PREFERRED}",
+        )
+    free, _ = torch.cuda.mem_get_info(device)
+    need = activation_bytes(PREFERRED, frame_size, bytes_per_element=2)
+    if need > 0.9 * free:
+        return ModelChoice(
+            LIGHT,
+            "auto",
+            f"auto: {PREFERRED} needs ~{need / 2**30:.1f} GiB at {frame_size[0]}x{frame_size[1]}, "
+            f"{props.name} has {free / 2**30:.1f} GiB free",
+        )
+    return ModelChoice(PREFERRED, f"auto: {props.name} runs {PREFERRED}")
+
+
+def activation_bytes(model: str, frame_size: tuple[int, int], bytes_per_element: int) -> int:
+    """Rough peak activation memory of one frame (inference), from the spec's per-pixel figure."""
+    spec = get_spec(model)
+    w, h = frame_size
+    m = spec.input_multiple
+    padded = -(-w // m) * m * (-(-h // m) * m)
+    return int(spec.peak_elements_per_pixel * padded * bytes_per_element)
+
+
+def describe_device(device: torch.device) -> str:
+    """`cuda:0 (NVIDIA H100 80GB HBM3)` or `cpu (x86_64, 2 threads)`."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"

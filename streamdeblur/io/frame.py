@@ -1,0 +1,34 @@
+"""The unit that flows through the pipeline: one RGB image with its timing."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One picture and where it sits in time.
+
+    `image` is H x W x 3 RGB, uint8 (or uint16 for 10/12-bit sources). `pts` is in units of
+    `time_base`, exactly as the container had it, so the encoder can give the output the
+    input's timing (VFR included). `alpha` carries an image's alpha channel through untouched.
+    """
+
+    index: int
+    image: np.ndarray
+    pts: int
+    time_base: Fraction
+    alpha: np.ndarray | None = None
+    captured: float = field(default_factory=time.monotonic)
+    blur_score: float | None = None
+    processed: bool = False
+    scene_cut: bool = False
+
+    @property
+    def time(self) -> float:
+        """Presentation time in seconds."""
+        return float(self.pts * self.time_base)

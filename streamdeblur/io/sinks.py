@@ -1,0 +1,298 @@
+"""Sinks write processed frames: a video file (PyAV), an image, or a numbered image sequence.
+
+Whatever the kind, output is written under a temporary name and renamed when complete, so a
+failed run never leaves a half file that looks done and never damages an existing file. A
+sink that is *finished* (normal end or Ctrl-C) is a complete, playable file; a sink that is
+*aborted* (an error) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from streamdeblur.errors import OutputError, UsageError
+from streamdeblur.io.colour import rgb_to_frame, tag_encoder
+from streamdeblur.io.frame import Frame
+from streamdeblur.io.sources import IMAGE_EXTENSIONS, ImageSequenceSource, Source, SourceInfo, VideoFileSource
+
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 18
+_PRESETS = {"libx264": "medium", "libx265": "medium"}
+_NO_16BIT = {".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".jp2"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = DEFAULT_CODEC
+    crf: int = DEFAULT_CRF
+
+
+class Sink:
+    """Base class: `write(frame)` each frame, then `finish()` (complete) or `abort()` (discard)."""
+
+    path: Path
+    warnings: list[str]
+
+    def write(self, frame: Frame) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finish(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def partial_path(path: Path) -> Path:
+    """Where a file is written until it is complete: same folder and extension, `.partial` stem."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+class VideoFileSink(Sink):
+    """Encodes the video with PyAV and remuxes the source's other streams untouched.
+
+    The output video stream takes the input's time base and each frame keeps its pts, so
+    frame count, rate and per-frame timestamps equal the input's (VFR included). Colour
+    matrix/range are those of the input; bit depth and chroma follow it as far as the codec
+    allows (odd sizes cannot be 4:2:0, so they are encoded 4:4:4).
+    """
+
+    def __init__(self, path: Path, info: SourceInfo, options: EncodeOptions, remux: VideoFileSource | None) -> None:
+        self.path = path
+        self.info = info
+        self.remux = remux
+        self.warnings = []
+        self._temp = partial_path(path)
+        try:
+            codec = av.codec.Codec(options.codec, "w")
+        except (av.FFmpegError, ValueError):
+            raise UsageError(f"unknown encoder {options.codec!r} (try libx264, libx265, libsvtav1)") from None
+        if codec.type != "video":
+            raise UsageError(f"{options.codec!r} is not a video encoder")
+        self.pix_fmt = choose_pix_fmt(codec, info)
+        try:
+            self.container = av.open(str(self._temp), "w", format=_muxer_for(path))
+        except (av.FFmpegError, ValueError) as err:
+            raise OutputError(f"{path}: cannot write ({getattr(err, 'strerror', None) or err})") from None
+        try:
+            self.stream = self._add_video_stream(codec, options)
+            self._streams = self._add_passthrough_streams()
+            if remux is not None:
+                self.container.metadata.update(remux.container_metadata)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_video_stream(self, codec: av.codec.Codec, options: EncodeOptions) -> av.video.stream.VideoStream:
+        info = self.info
+        stream = self.container.add_stream(codec.name, rate=info.fps)
+        stream.width, stream.height = info.width, info.height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        stream.codec_context.framerate = info.fps
+        stream.codec_context.thread_type = "AUTO"
+        tag_encoder(stream.codec_context, info.colour)
+        opts = {"crf": str(options.crf)}
+        if codec.name in _PRESETS:
+            opts["preset"] = _PRESETS[codec.name]
+        stream.codec_context.options = opts
+        if self.remux is not None:
+            # Tags such as language and timecode; the mov muxer rebuilds a timecode track from it.
+            stream.metadata.update(
+                {k: v for k, v in self.remux.video_metadata.items() if k not in ("encoder", "handler_name")}
+            )
+        return stream
+
+    def _add_passthrough_streams(self) -> dict[int, av.stream.Stream]:
+        """Output streams for the input's audio/subtitle/data, keyed by input stream index."""
+        if self.remux is None:
+            return {}
+        supported = self.container.supported_codecs
+        streams = {}
+        for source_stream in self.remux.passthrough:
+            name = source_stream.codec_context.name
+            if name not in supported:
+                self.warnings.append(
+                    f"{source_stream.type} stream #{source_stream.index} ({name}) cannot be stored in "
+                    f"{self.path.suffix} and is left out; use .mkv to keep it"
+                )
+                continue
+            streams[source_stream.index] = self.container.add_stream_from_template(source_stream)
+        return streams
+
+    def write(self, frame: Frame) -> None:
+        self._mux_passthrough()
+        video_frame = rgb_to_frame(frame.image, self.pix_fmt, self.info.colour)
+        video_frame.pts = frame.pts
+        video_frame.time_base = frame.time_base
+        self.container.mux(self.stream.encode(video_frame))
+
+    def _mux_passthrough(self) -> None:
+        """Mux the other streams' packets demuxed so far (they arrive in file order)."""
+        if self.remux is None:
+            return
+        queue = self.remux.packets
+        while queue:
+            packet = queue.popleft()
+            out = self._streams.get(packet.stream.index)
+            if out is not None:
+                packet.stream = out
+                self.container.mux(packet)
+
+    def finish(self) -> None:
+        """Flush the encoder, mux the remaining packets, close, and move into place."""
+        try:
+            self.container.mux(self.stream.encode(None))
+            self._mux_passthrough()
+            self.container.close()
+        except av.FFmpegError as err:
+            self.abort()
+            raise OutputError(f"{self.path}: writing failed ({getattr(err, 'strerror', None) or err})") from None
+        os.replace(self._temp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except av.FFmpegError:
+            pass
+        self._temp.unlink(missing_ok=True)
+
+
+class ImageSink(Sink):
+    """One image; 16-bit sources stay 16-bit where the format allows, alpha is re-attached."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.warnings = []
+        self._frame: Frame | None = None
+
+    def write(self, frame: Frame) -> None:
+        self._frame = frame
+
+    def finish(self) -> None:
+        if self._frame is not None:
+            write_image(self.path, self._frame)
+
+    def abort(self) -> None:
+        self._frame = None
+
+
+class ImageSequenceSink(Sink):
+    """Numbered images from a printf pattern; numbers follow the input's when it had them."""
+
+    def __init__(self, pattern: str, numbers: list[int] | None) -> None:
+        self.pattern = pattern
+        self.path = Path(pattern)
+        self.numbers = numbers
+        self.warnings = []
+
+    def write(self, frame: Frame) -> None:
+        number = self.numbers[frame.index] if self.numbers else frame.index + 1
+        write_image(Path(self.pattern % number), frame)
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def write_image(path: Path, frame: Frame) -> None:
+    """Write atomically (temp + rename); RGB to BGR for OpenCV, alpha appended."""
+    image = frame.image
+    if image.dtype == np.uint16 and path.suffix.lower() in _NO_16BIT:
+        image = (image >> 8).astype(np.uint8)
+    bgr = image[:, :, ::-1]
+    if frame.alpha is not None:
+        alpha = frame.alpha
+        if alpha.dtype != bgr.dtype:
+            alpha = (alpha.astype(np.uint16) * 257) if bgr.dtype == np.uint16 else (alpha >> 8).astype(np.uint8)
+        bgr = np.dstack([bgr, alpha])
+    temp = partial_path(path)
+    try:
+        ok = cv2.imwrite(str(temp), np.ascontiguousarray(bgr))
+    except cv2.error as err:
+        raise OutputError(f"{path}: cannot write image ({err.msg.strip() if hasattr(err, 'msg') else err})") from None
+    if not ok:
+        temp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write image")
+    os.replace(temp, path)
+
+
+def choose_pix_fmt(codec: av.codec.Codec, info: SourceInfo) -> str:
+    """The encoder pixel format closest to the input's chroma and depth that `codec` supports."""
+    name = info.pix_fmt or ""
+    if "444" in name or "rgb" in name or "gbr" in name:
+        chroma = "444"
+    elif "422" in name or name.startswith("nv16"):
+        chroma = "422"
+    else:
+        chroma = "420"
+    if chroma != "444" and (info.width % 2 or (chroma == "420" and info.height % 2)):
+        chroma = "444"  # 4:2:x needs even sizes; 4:4:4 keeps odd sizes exactly
+    depth = "10le" if info.bit_depth > 8 else ""
+    supported = [f.name for f in codec.video_formats or ()]
+    for candidate in (f"yuv{chroma}p{depth}", f"yuv444p{depth}", f"yuv420p{depth}", f"yuv{chroma}p", "yuv420p"):
+        if not supported or candidate in supported:
+            return candidate
+    return supported[0]
+
+
+def _muxer_for(path: Path) -> str | None:
+    """FFmpeg muxer name for the output extension (the temp name keeps the same extension)."""
+    return {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".webm": "webm", ".m4v": "mp4"}.get(path.suffix.lower())
+
+
+def check_output(output: str, source: Source, overwrite: bool) -> None:
+    """Refuse before any work: wrong kind for the input, existing file, missing or unwritable folder."""
+    kind = source.info.kind
+    if kind == "sequence":
+        if "%" not in output:
+            raise UsageError("INPUT is an image sequence: OUTPUT must be a printf pattern such as out/%04d.png")
+        targets = [Path(output % n) for n in (getattr(source, "numbers", None) or [1])]
+        suffix = Path(output).suffix.lower()
+    else:
+        targets = [Path(output)]
+        suffix = targets[0].suffix.lower()
+        if kind == "image" and suffix not in IMAGE_EXTENSIONS:
+            raise UsageError(f"INPUT is an image: OUTPUT must be an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        if kind == "video" and (suffix in IMAGE_EXTENSIONS or not suffix):
+            raise UsageError("INPUT is a video: OUTPUT must be a video file such as out.mp4 or out.mkv")
+    if kind != "video" and suffix not in IMAGE_EXTENSIONS:
+        raise UsageError(f"unsupported image format {suffix or '(none)'} for OUTPUT")
+    source_paths = {Path(p).resolve() for p in getattr(source, "paths", [getattr(source, "path", "")])}
+    for target in targets:
+        if target.resolve() in source_paths:
+            raise OutputError(f"{target}: OUTPUT would overwrite INPUT")
+        if target.is_dir():
+            raise OutputError(f"{target}: is a directory")
+        if target.exists() and not overwrite:
+            raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+    folder = targets[0].parent
+    if not folder.is_dir():
+        raise OutputError(f"{targets[0]}: folder {folder} does not exist")
+    probe = partial_path(targets[0])
+    try:  # a real write: permissions, read-only mounts and pseudo file systems all show here
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"{targets[0]}: cannot write in {folder} ({err.strerror})") from None
+
+
+def open_sink(output: str, source: Source, options: EncodeOptions) -> Sink:
+    """The sink for OUTPUT; its kind follows the source's (video, image or sequence)."""
+    kind = source.info.kind
+    if kind == "sequence":
+        numbers = source.numbers if isinstance(source, ImageSequenceSource) and "%" in source.pattern else None
+        return ImageSequenceSink(output, numbers)
+    if kind == "image":
+        return ImageSink(Path(output))
+    remux = source if isinstance(source, VideoFileSource) else None
+    return VideoFileSink(Path(output), source.info, options, remux)

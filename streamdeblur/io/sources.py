@@ -1,0 +1,326 @@
+"""One `open_source(uri)` for every kind of input: video files, images, image sequences.
+
+A source yields `Frame`s with the timing the input had and describes itself with a
+`SourceInfo` (size, rate, colour, how many frames to expect). A video file source also
+hands the packets of its other streams (audio, subtitles, data) to the sink, which remuxes
+them untouched.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from streamdeblur.errors import InputError
+from streamdeblur.io.colour import ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
+from streamdeblur.io.frame import Frame
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
+# FFmpeg demuxers that render text files as "video" (ANSI/binary art): never what a user means.
+TEXT_ART_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
+SEQUENCE_FPS = Fraction(25)  # image sequences carry no rate; FFmpeg's image2 default
+
+_PRINTF = re.compile(r"%0?(\d*)d")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source is, known before the first frame is decoded."""
+
+    uri: str
+    kind: str  # "video", "image" or "sequence"
+    width: int
+    height: int
+    fps: Fraction
+    time_base: Fraction
+    frame_count: int | None
+    bit_depth: int
+    colour: ColourInfo
+    pix_fmt: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+class Source:
+    """Base class: iterate `frames()`, read `info`, close when done (also as a context manager)."""
+
+    info: SourceInfo
+
+    def frames(self) -> Iterator[Frame]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoFileSource(Source):
+    """A video file decoded with PyAV (FFmpeg); other streams are queued for remuxing.
+
+    `passthrough` holds the input's audio, subtitle and data streams; their packets are put on
+    `packets` in demux order as decoding goes, so the sink can mux them while the video is
+    still being processed. Memory stays bounded because decoding runs only a few frames
+    ahead of encoding.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        _check_readable(self.path)
+        try:
+            self.container = av.open(str(self.path))
+        except (av.FFmpegError, UnicodeDecodeError) as err:
+            raise InputError(f"{self.path}: {_unopenable(self.path, err)}") from None
+        if self.container.format.name in TEXT_ART_FORMATS:
+            self.container.close()
+            raise InputError(f"{self.path}: not a video or image file (looks like text)")
+        videos = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not videos:
+            self.container.close()
+            raise InputError(f"{self.path}: no video stream")
+        self.stream = videos[0]
+        self.stream.thread_type = "AUTO"
+        cc = self.stream.codec_context
+        if not cc.width or not cc.height:
+            self.container.close()
+            raise InputError(f"{self.path}: the video stream has no picture size (unsupported codec?)")
+        self.passthrough = [
+            s
+            for s in self.container.streams
+            if s is not self.stream and s.type in ("audio", "subtitle", "data") and s.codec_context is not None
+        ]
+        self.packets: collections.deque[av.Packet] = collections.deque()
+        fps = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        count = self.stream.frames or None
+        if count is None and self.stream.duration and self.stream.time_base:
+            count = round(self.stream.duration * self.stream.time_base * fps)
+        self.info = SourceInfo(
+            uri=str(self.path),
+            kind="video",
+            width=cc.width,
+            height=cc.height,
+            fps=Fraction(fps),
+            time_base=Fraction(self.stream.time_base or Fraction(1, 90000)),
+            frame_count=count,
+            bit_depth=frame_bit_depth(cc.pix_fmt),
+            colour=stream_colour(self.stream),
+            pix_fmt=cc.pix_fmt,
+        )
+
+    @property
+    def video_metadata(self) -> dict[str, str]:
+        """The video stream's tags (language, timecode, ...) for the output stream."""
+        return dict(self.stream.metadata)
+
+    @property
+    def container_metadata(self) -> dict[str, str]:
+        return dict(self.container.metadata)
+
+    def frames(self) -> Iterator[Frame]:
+        info = self.info
+        step = max(1, round(1 / (info.fps * info.time_base)))
+        index = packets = 0
+        last_pts: int | None = None
+        reached = 0.0  # how far into the file demuxing got, in seconds
+        wanted = [self.stream, *self.passthrough]
+        try:
+            for packet in self.container.demux(wanted):
+                if packet.pts is not None and packet.time_base:
+                    reached = max(reached, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                if packet.stream is not self.stream:
+                    if packet.dts is not None:  # size-0 flush packets have no timestamps
+                        self.packets.append(packet)
+                    continue
+                packets += packet.size > 0
+                for decoded in packet.decode():
+                    pts = decoded.pts if decoded.pts is not None else (last_pts + step if last_pts is not None else 0)
+                    last_pts = pts
+                    yield Frame(index, frame_to_rgb(decoded, info.colour, info.bit_depth), pts, info.time_base)
+                    index += 1
+        except av.FFmpegError as err:
+            raise InputError(
+                f"{self.path}: input is truncated or corrupt after frame {index} ({_reason(err)})"
+            ) from None
+        self._check_complete(packets, reached)
+        if index == 0:
+            raise InputError(f"{self.path}: the video stream has no decodable frames")
+
+    def _check_complete(self, packets: int, reached: float) -> None:
+        """A cut file decodes without errors up to the cut, so compare with what the header
+        promised: the frame count (MP4/MOV) or the duration (Matroska and others)."""
+        declared = self.stream.frames
+        if declared and packets < declared:
+            raise InputError(
+                f"{self.path}: input is truncated: the file ends after {packets} of {declared} video frames"
+            )
+        duration = (self.container.duration or 0) / av.time_base
+        start = (self.container.start_time or 0) / av.time_base
+        slack = 2 / float(self.info.fps) + 0.01
+        if not declared and duration and reached < start + duration - slack:
+            raise InputError(
+                f"{self.path}: input is truncated: the file ends at {reached - start:.2f} s of {duration:.2f} s"
+            )
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class ImageSource(Source):
+    """A single image, processed as a one-frame video (alpha, if any, passes through)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        _check_readable(self.path)
+        self._image, self._alpha = read_image(self.path)
+        h, w = self._image.shape[:2]
+        self.info = _still_info(str(self.path), "image", w, h, self._image, 1)
+
+    def frames(self) -> Iterator[Frame]:
+        yield Frame(0, self._image, 0, self.info.time_base, alpha=self._alpha)
+
+
+class ImageSequenceSource(Source):
+    """Numbered images (`frames/%04d.png`) or a quoted glob (`'frames/*.png'`) as one video.
+
+    Frames are ordered by their number (natural order for globs) and given pts = position at
+    25 fps; `numbers` keeps each file's own number so an output pattern can reuse it.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.paths, self.numbers = expand_sequence(pattern)
+        if not self.paths:
+            raise InputError(f"{pattern}: no images match")
+        first, _ = read_image(self.paths[0])
+        h, w = first.shape[:2]
+        self.info = _still_info(pattern, "sequence", w, h, first, len(self.paths))
+
+    def frames(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths):
+            image, alpha = read_image(path)
+            if image.shape != (self.info.height, self.info.width, 3):
+                raise InputError(
+                    f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the sequence's "
+                    f"{self.info.width}x{self.info.height}"
+                )
+            yield Frame(index, image, index, self.info.time_base, alpha=alpha)
+
+
+def open_source(uri: str | os.PathLike) -> Source:
+    """Open any supported input: an image sequence pattern, an image file or a video file.
+
+    Images are recognised by extension and content; anything else is probed by FFmpeg, so a
+    video with an unusual extension still opens.
+    """
+    text = str(uri)
+    if is_sequence_pattern(text):
+        return ImageSequenceSource(text)
+    path = Path(text)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageSource(path)
+    return VideoFileSource(path)
+
+
+def is_sequence_pattern(text: str) -> bool:
+    """True for printf patterns (`%04d`) and globs (`*`, `?`, `[...]`)."""
+    return bool(_PRINTF.search(text)) or any(c in _GLOB_CHARS for c in Path(text).name)
+
+
+def expand_sequence(pattern: str) -> tuple[list[Path], list[int]]:
+    """The files of a printf pattern or glob, in frame order, with their frame numbers."""
+    match = _PRINTF.search(pattern)
+    if match:
+        prefix, suffix = pattern[: match.start()], pattern[match.end() :]
+        width = match.group(1)
+        digits = rf"\d{{{int(width)},}}" if width else r"\d+"
+        regex = re.compile(re.escape(Path(prefix).name) + f"({digits})" + re.escape(suffix))
+        folder = Path(prefix).parent
+        if not folder.is_dir() or Path(suffix).parent != Path("."):
+            return [], []
+        found = sorted(
+            (int(m.group(1)), folder / name)
+            for name in os.listdir(folder)
+            if (m := regex.fullmatch(name)) and (folder / name).is_file()
+        )
+    else:
+        found = sorted(
+            ((_number_in(p), Path(p)) for p in glob.glob(pattern) if Path(p).is_file()), key=lambda t: (t[0], str(t[1]))
+        )
+        found = [(i + 1, p) for i, (_, p) in enumerate(found)]
+    return [p for _, p in found], [n for n, _ in found]
+
+
+def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB (uint8 or uint16) and the alpha channel if the image has one."""
+    _check_readable(path)
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise InputError(f"{path}: not a readable image")
+    if raw.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: {raw.dtype} images are not supported (8- or 16-bit only)")
+    if raw.ndim == 2:
+        return np.repeat(raw[:, :, None], 3, axis=2), None
+    alpha = raw[:, :, 3].copy() if raw.shape[2] == 4 else None
+    return np.ascontiguousarray(raw[:, :, 2::-1]), alpha
+
+
+def _still_info(uri: str, kind: str, width: int, height: int, image: np.ndarray, count: int) -> SourceInfo:
+    depth = 8 if image.dtype == np.uint8 else 16
+    return SourceInfo(
+        uri=uri,
+        kind=kind,
+        width=width,
+        height=height,
+        fps=SEQUENCE_FPS,
+        time_base=1 / SEQUENCE_FPS,
+        frame_count=count,
+        bit_depth=depth,
+        colour=resolve_colour(None, 2, None, None, height, None),
+    )
+
+
+def _number_in(path: str) -> int:
+    digits = re.findall(r"\d+", Path(path).name)
+    return int(digits[-1]) if digits else -1
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory (use `streamdeblur batch` for folders)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied")
+
+
+def _unopenable(path: Path, err: Exception) -> str:
+    """Why FFmpeg could not open `path`, in the user's terms."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[4:8] == b"ftyp":  # an MP4/MOV whose index (moov, written last) never made it to disk
+        return f"MP4/MOV without its index: the file is truncated or was not finished ({_reason(err)})"
+    return f"not a video or image file ({_reason(err)})"
+
+
+def _reason(err: Exception) -> str:
+    """FFmpeg's message without the path and errno noise PyAV adds."""
+    return getattr(err, "strerror", None) or str(err)

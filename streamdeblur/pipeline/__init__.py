@@ -1,0 +1,1 @@
+"""The threaded frame pipeline: decode → gate → denoise → model → encode."""

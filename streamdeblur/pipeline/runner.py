@@ -1,0 +1,241 @@
+"""The threaded pipeline and the file job built on it.
+
+    decode thread ──q_in──▶ process thread (gate → denoise → model) ──q_out──▶ encode thread
+
+The main thread only watches: it refreshes the status line and turns Ctrl-C into a graceful
+stop. A stop ends decoding at once, lets the frames already processed reach the sinks, and
+finishes them, so the output plays. An error in any thread cancels everything and aborts
+the sinks, so a failed run leaves no half file behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from streamdeblur import hardware
+from streamdeblur.io.frame import Frame
+from streamdeblur.io.sinks import EncodeOptions, Sink, check_output, open_sink
+from streamdeblur.io.sources import Source, SourceInfo, open_source
+from streamdeblur.models import create_model, get_spec
+from streamdeblur.pipeline.queues import StageQueue
+from streamdeblur.pipeline.stages import FrameProcessor, ModelRunner
+from streamdeblur.pipeline.stats import RunStats
+from streamdeblur.weights import resolve_weights
+
+QUEUE_SIZE = 4  # frames per hand-over: enough to overlap stages, small enough for 4K memory
+
+
+class Pipeline:
+    """Runs `process` over a source's frames on three threads and writes them to the sinks."""
+
+    def __init__(
+        self,
+        source: Source,
+        sinks: Iterable[Sink],
+        process: Callable[[Frame], Frame],
+        stats: RunStats,
+        queue_size: int = QUEUE_SIZE,
+        live: bool = False,
+    ) -> None:
+        self.source = source
+        self.sinks = list(sinks)
+        self.process = process
+        self.stats = stats
+        self.stop = threading.Event()  # graceful: no new frames, finish what is processed
+        self.cancel = threading.Event()  # error: drop everything
+        self.q_in: StageQueue[Frame] = StageQueue(queue_size, self.stop, drop_oldest=live)
+        self.q_out: StageQueue[Frame] = StageQueue(queue_size, self.cancel)
+        self.errors: list[BaseException] = []
+
+    def _fail(self, err: BaseException) -> None:
+        self.errors.append(err)
+        self.cancel.set()
+        self.stop.set()
+
+    def _decode(self) -> None:
+        frames = iter(self.source.frames())
+        timer = self.stats.stages["decode"]
+        try:
+            while not self.stop.is_set():
+                start = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                timer.add(time.perf_counter() - start)
+                self.stats.frames_in += 1
+                if not self.q_in.put(frame):
+                    break
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            self._fail(err)
+        finally:
+            self.stats.frames_dropped = self.q_in.dropped
+            self.q_in.close()
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+
+    def _process(self) -> None:
+        try:
+            for frame in self.q_in:
+                self.q_out.put(self.process(frame))
+                if self.stop.is_set():
+                    break
+        except BaseException as err:  # noqa: BLE001
+            self._fail(err)
+        finally:
+            self.q_out.close()
+
+    def _encode(self) -> None:
+        timer = self.stats.stages["encode"]
+        try:
+            for frame in self.q_out:
+                with timer.time():
+                    for sink in self.sinks:
+                        sink.write(frame)
+                self.stats.frame_written(frame)
+            if not self.cancel.is_set():
+                for sink in self.sinks:
+                    sink.finish()
+        except BaseException as err:  # noqa: BLE001
+            self._fail(err)
+
+    def run(self, on_tick: Callable[[], None] | None = None, tick: float = 0.1) -> bool:
+        """Run to the end; returns True if the run was interrupted (Ctrl-C) and finished early.
+
+        Errors from the worker threads are re-raised here after the sinks were aborted.
+        """
+        workers = (self._decode, self._process, self._encode)
+        done = [threading.Event() for _ in workers]
+        for target, finished in zip(workers, done, strict=True):
+            threading.Thread(
+                target=_signal_when_done(target, finished), name=f"streamdeblur{target.__name__}", daemon=True
+            ).start()
+        interrupted = False
+        # Wait on events, not Thread.join: a join interrupted by Ctrl-C can leave is_alive() False
+        # for a thread that is still finishing the output file.
+        while True:
+            try:
+                if all(event.is_set() for event in done):
+                    break
+                done[-1].wait(tick)
+                if on_tick:
+                    on_tick()
+            except KeyboardInterrupt:
+                if interrupted:  # a second Ctrl-C: stop waiting for the frames in flight
+                    self.cancel.set()
+                interrupted = True
+                self.stop.set()
+        self.stats.finished = time.perf_counter()
+        if self.errors:
+            for sink in self.sinks:
+                sink.abort()
+            raise self.errors[0]
+        if self.cancel.is_set():
+            for sink in self.sinks:
+                sink.abort()
+        return interrupted
+
+
+def _signal_when_done(target: Callable[[], None], finished: threading.Event) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            target()
+        finally:
+            finished.set()
+
+    return run
+
+
+@dataclass
+class RunConfig:
+    """Options shared by the file, live and batch commands."""
+
+    model: str = "auto"
+    weights: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    selective: bool = False
+    blur_threshold: float | None = None  # None: auto
+    denoise: bool = False
+    overwrite: bool = False
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+
+@dataclass
+class Engine:
+    """A model chosen and loaded for a device: what every job needs before the first frame."""
+
+    runner: ModelRunner
+    weights: str
+    fallback: str | None
+    reason: str
+
+    @property
+    def description(self) -> str:
+        r = self.runner
+        return f"{r.spec.name} on {hardware.describe_device(r.device)} {r.precision}"
+
+    def report_fields(self) -> dict[str, Any]:
+        r = self.runner
+        return {
+            "model": r.spec.name,
+            "weights": self.weights,
+            "device": str(r.device),
+            "precision": r.precision,
+            "fallback": self.fallback,
+        }
+
+
+def load_engine(config: RunConfig, frame_size: tuple[int, int]) -> Engine:
+    """Resolve device, precision and model (auto picks by hardware), load weights."""
+    device = hardware.resolve_device(config.device)
+    choice = hardware.choose_model(config.model, device, frame_size)
+    spec = get_spec(choice.name)
+    precision = hardware.resolve_precision(config.precision, device)
+    weights = resolve_weights(spec, config.weights or "default")
+    model = create_model(spec.name, weights=weights)
+    runner = ModelRunner(model.for_inference(), spec, device, precision)
+    return Engine(runner, str(weights), choice.fallback, choice.reason)
+
+
+@dataclass
+class RunResult:
+    """How a job went: its statistics, the engine that ran it, and whether it was cut short."""
+
+    stats: RunStats
+    engine: Engine
+    interrupted: bool
+
+    def report(self) -> dict[str, Any]:
+        return self.stats.report(**self.engine.report_fields())
+
+
+def run_file(
+    input_uri: str,
+    output: str,
+    config: RunConfig,
+    on_start: Callable[[SourceInfo, Engine, list[str]], None] | None = None,
+    on_tick: Callable[[RunStats], None] | None = None,
+) -> RunResult:
+    """Deblur one video, image or image sequence into OUTPUT.
+
+    The output is complete and playable also when the run was interrupted (Ctrl-C); on an
+    error nothing is left at OUTPUT and an existing file there is untouched.
+    """
+    source = open_source(input_uri)
+    try:
+        check_output(output, source, config.overwrite)
+        engine = load_engine(config, source.info.size)
+        stats = RunStats(frames_total=source.info.frame_count)
+        processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
+        sink = open_sink(output, source, config.encode)
+        if on_start:
+            on_start(source.info, engine, sink.warnings)
+        pipeline = Pipeline(source, [sink], processor, stats)
+        interrupted = pipeline.run(on_tick=(lambda: on_tick(stats)) if on_tick else None)
+    finally:
+        source.close()
+    return RunResult(stats, engine, interrupted)

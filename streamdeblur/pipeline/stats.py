@@ -1,0 +1,121 @@
+"""Per-stage timings, frame counts and the run report (`--report PATH.json`).
+
+Each stage is timed by the thread that runs it; the main thread only reads the figures
+(for the live status line and the report), so no locking is needed beyond the GIL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from streamdeblur.io.frame import Frame
+
+STAGES = ("decode", "gate", "denoise", "model", "encode")
+
+
+@dataclass
+class StageTimer:
+    """Total and count of one stage's work, in seconds."""
+
+    total: float = 0.0
+    count: int = 0
+    last: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.total += seconds
+        self.count += 1
+        self.last = seconds
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000 * self.total / self.count if self.count else 0.0
+
+    @contextmanager
+    def time(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(time.perf_counter() - start)
+
+
+@dataclass
+class RunStats:
+    """What happened during a run: counts, stage timings and one record per written frame."""
+
+    frames_total: int | None = None
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_skipped: int = 0
+    frames_dropped: int = 0
+    stages: dict[str, StageTimer] = field(default_factory=lambda: {s: StageTimer() for s in STAGES})
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    _recent: list[float] = field(default_factory=list)
+
+    def frame_written(self, frame: Frame) -> None:
+        self.frames_out += 1
+        self.frames_skipped += not frame.processed
+        self.frames.append(
+            {
+                "index": frame.index,
+                "pts": frame.time,
+                "blur_score": None if frame.blur_score is None else round(frame.blur_score, 3),
+                "processed": frame.processed,
+            }
+        )
+        now = time.perf_counter()
+        self._recent.append(now)
+        if len(self._recent) > 60:
+            del self._recent[0]
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    @property
+    def fps(self) -> float:
+        """Output frames per wall-clock second over the whole run."""
+        return self.frames_out / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def recent_fps(self) -> float:
+        """Output rate over the last few frames, for the live status line."""
+        if len(self._recent) < 2:
+            return self.fps
+        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
+
+    @property
+    def skip_ratio(self) -> float:
+        return self.frames_skipped / self.frames_out if self.frames_out else 0.0
+
+    def report(self, **run: Any) -> dict[str, Any]:
+        """The report dict: the keys of design.md, with `run` giving model, weights, device,
+        precision and fallback (and any mode-specific extras)."""
+        data: dict[str, Any] = {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "frames_skipped": self.frames_skipped,
+            "frames_dropped": self.frames_dropped,
+            "fps": round(self.fps, 3),
+        }
+        data.update(run)
+        data["stages"] = {
+            name: {"total_ms": round(1000 * t.total, 3), "mean_ms": round(t.mean_ms, 3)}
+            for name, t in self.stages.items()
+        }
+        data["frames"] = self.frames
+        return data
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write the report JSON atomically (a reader never sees half a file)."""
+    temp = path.with_name(path.name + ".partial")
+    temp.write_text(json.dumps(report, indent=2) + "\n")
+    temp.replace(path)

@@ -1,0 +1,307 @@
+"""The command line end to end: real files in, real files out, one-line errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import REPO, shared_path
+from media import clip_frames, probe, texture, write_video
+
+from streamdeblur.cli import main
+from streamdeblur.io.sinks import partial_path
+from streamdeblur.models import create_model, get_spec
+from streamdeblur.weights import save_weights
+
+REPORT_KEYS = {
+    "frames_in",
+    "frames_out",
+    "frames_skipped",
+    "frames_dropped",
+    "fps",
+    "model",
+    "weights",
+    "device",
+    "precision",
+    "fallback",
+    "stages",
+    "frames",
+}
+
+
+@pytest.fixture(scope="session")
+def rt_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-init RT-Focuser weights: the plumbing does not care what the model learned."""
+    path = tmp_path_factory.mktemp("weights") / "rt.safetensors"
+    save_weights(create_model("rt-focuser").state_dict(), path, get_spec("rt-focuser"))
+    return path
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    """Create a file with `data` and return its path (for parametrized bad inputs)."""
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def run_cli(*args: object) -> tuple[int, str]:
+    """Run `streamdeblur ARGS` in-process; returns (exit code, stderr)."""
+    import io
+    from contextlib import redirect_stderr
+
+    err = io.StringIO()
+    with redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code, err.getvalue()
+
+
+def assert_one_line_error(code: int, stderr: str, expected_code: int, fragment: str) -> None:
+    assert code == expected_code, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert fragment in lines[0], stderr
+
+
+def test_end_to_end_file_keeps_frames_rate_timestamps_and_audio(tmp_path: Path, rt_weights: Path) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(12, 64, 48), rate=Fraction(30000, 1001), audio_seconds=0.6)
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    code, err = run_cli(src, "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "--report", report)
+    assert code == 0, err
+    a, b = probe(src), probe(out)
+    assert b["frames"] == a["frames"] == 12
+    assert b["rate"] == Fraction(30000, 1001)
+    assert b["times"] == a["times"]
+    assert b["audio_seconds"] == pytest.approx(a["audio_seconds"], abs=1e-6)
+    data = json.loads(report.read_text())
+    assert set(data) == REPORT_KEYS
+    assert data["frames_in"] == data["frames_out"] == 12 and data["frames_skipped"] == 0
+    assert (data["model"], data["device"], data["precision"]) == ("rt-focuser", "cpu", "fp32")
+    assert set(data["stages"]) == {"decode", "gate", "denoise", "model", "encode"}
+    assert data["stages"]["model"]["mean_ms"] > 0
+    assert [f["index"] for f in data["frames"]] == list(range(12))
+    assert all(set(f) == {"index", "pts", "blur_score", "processed"} and f["processed"] for f in data["frames"])
+    assert [f["pts"] for f in data["frames"]] == pytest.approx(a["times"])
+
+
+def test_python_dash_m_works() -> None:
+    result = subprocess.run([sys.executable, "-m", "streamdeblur", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "INPUT -o OUTPUT" in result.stdout
+
+
+def test_selective_skips_sharp_frames_of_clip_with_blurred_second_half(tmp_path: Path, rt_weights: Path) -> None:
+    src = write_video(tmp_path / "half.mp4", clip_frames(20, 96, 64, blur_from=10, blur=9))
+    report = tmp_path / "r.json"
+    code, err = run_cli(
+        src,
+        "-o",
+        tmp_path / "out.mp4",
+        "--model",
+        "rt-focuser",
+        "--weights",
+        rt_weights,
+        "--selective",
+        "--report",
+        report,
+        "-q",
+    )
+    assert code == 0, err
+    frames = json.loads(report.read_text())["frames"]
+    assert [f["processed"] for f in frames] == [False] * 10 + [True] * 10
+    assert json.loads(report.read_text())["frames_skipped"] == 10
+    assert probe(tmp_path / "out.mp4")["frames"] == 20
+
+
+def test_real_clip_with_audio_and_timecode_data_stream(tmp_path: Path, rt_weights: Path) -> None:
+    """01_dog.mp4: 29.97 fps, AAC and a timecode data track. Threshold 0 skips the model, so
+    this checks the I/O on a real 720p file quickly."""
+    src = shared_path("data", "media", "01_dog.mp4")
+    out = tmp_path / "dog.mp4"
+    code, err = run_cli(
+        src, "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "--selective", "--blur-threshold", "0", "-q"
+    )
+    assert code == 0, err
+    a, b = probe(src), probe(out)
+    assert b["frames"] == a["frames"] == 289
+    assert b["rate"] == Fraction(30000, 1001) and b["times"] == a["times"]
+    assert b["audio_seconds"] == pytest.approx(a["audio_seconds"], abs=1e-6)
+    assert b["streams"] == ["video", "audio", "data"] and b["metadata"]["timecode"] == "00:00:00:00"
+
+
+def test_image_and_sequence_inputs(tmp_path: Path, rt_weights: Path) -> None:
+    cv2.imwrite(str(tmp_path / "in.png"), texture(40, 30))
+    code, err = run_cli(
+        tmp_path / "in.png", "-o", tmp_path / "out.jpg", "--model", "rt-focuser", "--weights", rt_weights, "-q"
+    )
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "out.jpg")).shape == (30, 40, 3)
+    (tmp_path / "seq").mkdir()
+    for n in range(3):
+        cv2.imwrite(str(tmp_path / "seq" / f"{n:03d}.png"), texture(40, 30, shift=n))
+    code, err = run_cli(
+        tmp_path / "seq" / "*.png",
+        "-o",
+        tmp_path / "seq" / "out_%03d.png",
+        "--model",
+        "rt-focuser",
+        "--weights",
+        rt_weights,
+        "-q",
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "seq").glob("out_*")) == ["out_001.png", "out_002.png", "out_003.png"]
+
+
+@pytest.mark.parametrize(
+    "name,make,code,fragment",
+    [
+        ("missing", lambda d: d / "nope.mp4", 1, "no such file"),
+        ("empty", lambda d: _write(d / "e.mp4", b""), 1, "empty"),
+        ("text", lambda d: _write(d / "t.mp4", "not a video\n" * 50), 1, "not a video"),
+    ],
+)
+def test_bad_inputs_fail_with_one_line(tmp_path: Path, rt_weights: Path, name, make, code, fragment) -> None:
+    result = run_cli(make(tmp_path), "-o", tmp_path / "o.mp4", "--model", "rt-focuser", "--weights", rt_weights)
+    assert_one_line_error(*result, code, fragment)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_truncated_input_fails_and_writes_nothing(tmp_path: Path, rt_weights: Path) -> None:
+    """Cut files: Matroska and index-first MP4 decode up to the cut (and must be caught after),
+    an index-last MP4 cannot even be opened."""
+    cases = [
+        (write_video(tmp_path / "in.mkv", clip_frames(30, 64, 48)), "input is truncated"),
+        (write_video(tmp_path / "fast.mp4", clip_frames(30, 64, 48), faststart=True), "input is truncated"),
+        (write_video(tmp_path / "slow.mp4", clip_frames(30, 64, 48)), "MP4/MOV without its index"),
+    ]
+    for src, message in cases:
+        bad = tmp_path / f"cut_{src.name}"
+        bad.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
+        out = tmp_path / f"out_{src.name}"
+        result = run_cli(bad, "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "-q")
+        assert_one_line_error(*result, 1, f"{bad}: {message}")
+        assert not out.exists() and not partial_path(out).exists()
+
+
+def test_usage_and_output_errors(tmp_path: Path, rt_weights: Path) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))
+    common = ["--weights", rt_weights]
+    assert_one_line_error(*run_cli(src, "-o", tmp_path / "o.mp4", "--model", "nope"), 2, "nope")
+    assert_one_line_error(
+        *run_cli(src, "-o", tmp_path / "o.mp4", "--model", "rt-focuser", "--device", "cuda", *common), 2, "CUDA"
+    )
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    assert_one_line_error(*run_cli(src, "-o", existing, "--model", "rt-focuser", *common), 1, "--overwrite")
+    assert existing.read_bytes() == b"keep me"
+    assert_one_line_error(
+        *run_cli(src, "-o", tmp_path / "no" / "dir" / "o.mp4", "--model", "rt-focuser", *common), 1, "does not exist"
+    )
+    assert_one_line_error(*run_cli(src, "-o", "/proc/o.mp4", "--model", "rt-focuser", *common), 1, "/proc/o.mp4")
+    assert_one_line_error(*run_cli(src, "-o", tmp_path / "o.png", "--model", "rt-focuser", *common), 2, "video")
+
+
+def test_wrong_weights_name_the_model_they_belong_to(tmp_path: Path) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))
+    uhdvd = tmp_path / "uhdvd.safetensors"
+    save_weights(create_model("uhdvd").state_dict(), uhdvd, get_spec("uhdvd"))
+    result = run_cli(src, "-o", tmp_path / "o.mp4", "--model", "rt-focuser", "--weights", uhdvd)
+    assert_one_line_error(*result, 1, "uhdvd")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"definitely not a checkpoint")
+    assert_one_line_error(
+        *run_cli(src, "-o", tmp_path / "o.mp4", "--model", "rt-focuser", "--weights", junk), 1, "junk.pth"
+    )
+
+
+def test_missing_default_weights_say_how_to_pass_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamdeblur.weights as weights
+
+    monkeypatch.setattr(weights, "search_dirs", lambda: [tmp_path / "empty"])
+    src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))
+    assert_one_line_error(*run_cli(src, "-o", tmp_path / "o.mp4", "--model", "uhdvd"), 1, "--weights")
+
+
+def test_ctrl_c_leaves_a_playable_file(tmp_path: Path, rt_weights: Path) -> None:
+    src = write_video(tmp_path / "long.mp4", clip_frames(400, 128, 96), audio_seconds=16)
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamdeblur",
+            src,
+            "-o",
+            out,
+            "--model",
+            "rt-focuser",
+            "--weights",
+            rt_weights,
+            "--report",
+            tmp_path / "r.json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    deadline = time.time() + 120
+    while not (partial_path(out).exists() and partial_path(out).stat().st_size > 2000):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode()
+    info = probe(out)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert 0 < info["frames"] < 400 and info["frames"] == report["frames_out"]
+    assert not partial_path(out).exists()
+
+
+def test_models_lists_both_models() -> None:
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf), pytest.raises(SystemExit) as exit_info:
+        main(["models", "--json"])
+    assert exit_info.value.code == 0
+    rows = {r["name"]: r for r in json.loads(buf.getvalue())}
+    assert rows["uhdvd"]["params"] == 7_257_700 and rows["rt-focuser"]["params"] == 5_864_531
+    assert rows["uhdvd"]["recurrent"] and not rows["rt-focuser"]["recurrent"]
+    assert all(r["macs_per_pixel"] > 0 for r in rows.values())
+
+
+def test_bench_prints_json_last_line() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamdeblur",
+            "bench",
+            "--model",
+            "rt-focuser",
+            "--size",
+            "64x48",
+            "--device",
+            "cpu",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"model", "device", "size", "precision", "latency_ms", "fps"} <= set(data)
+    assert data["model"] == "rt-focuser" and data["size"] == "64x48" and data["latency_ms"] > 0
