@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from streamdeblur.hardware import tune_allocator
 from streamdeblur.models import create_model
 
 
@@ -38,11 +39,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed runs per module")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs per module first")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument(
+        "--glibc-default", action="store_true", help="keep glibc's default allocator thresholds (the CLI tunes them)"
+    )
     parser.add_argument("--weights", default=None, help="optional weights (speed is the same)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    tuned = False if args.glibc_default else tune_allocator()
     reference = create_model("rt-focuser", weights=args.weights).eval()
     ours = reference.for_inference()
     modules = {"reference (official structure, eval)": reference, "ours (for_inference)": ours}
@@ -64,7 +69,7 @@ def main() -> None:
     ref_ms, ours_ms = median.values()
     print(
         f"RT-Focuser v1 Standard, {args.size}x{args.size}, fp32, {args.threads} threads, "
-        f"{cpu_name()}, torch {torch.__version__}"
+        f"{cpu_name()}, torch {torch.__version__}, allocator {'tuned' if tuned else 'glibc default'}"
     )
     print(f"{'module':40} {'median ms':>10} {'min ms':>8} {'fps':>7}")
     for name, t in times.items():
@@ -84,6 +89,7 @@ def main() -> None:
                 "ours_ms": round(ours_ms, 2),
                 "speedup": round(ref_ms / ours_ms, 3),
                 "max_abs_diff": diff,
+                "allocator": "tuned" if tuned else "glibc-default",
             }
         )
     )

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from streamdeblur import __version__
 from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StreamdeblurError
+from streamdeblur.hardware import tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.pipeline.runner import RunConfig, run_file
@@ -205,19 +206,24 @@ def models_command(as_json: bool) -> int:
         click.echo(json.dumps(rows, indent=2))
         return EXIT_OK
     table = Table(title="streamdeblur models")
-    for column in ("name", "params", "MACs/px", "recurrent", "size multiple", "weights", "summary"):
-        table.add_column(column)
+    for column in ("name", "params", "MACs/px", "GMAC@720p", "recurrent", "multiple", "weights"):
+        table.add_column(column, justify="left" if column in ("name", "weights") else "right")
     for r in rows:
         table.add_row(
             r["name"],
             f"{r['params'] / 1e6:.2f} M",
             f"{r['macs_per_pixel'] / 1e3:.0f} k",
+            f"{r['macs_per_pixel'] * 1280 * 720 / 1e9:.0f}",
             "yes" if r["recurrent"] else "no",
             str(r["input_multiple"]),
-            "[green]yes[/]" if r["weights"] else "[dim]none (use --weights)[/]",
-            r["summary"],
+            "[green]yes[/]" if r["weights"] else "[dim]none[/]",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        console.print(f"[bold]{r['name']}[/]: {r['summary']}")
+    if not all(r["weights"] for r in rows):
+        console.print("[dim]Models without default weights need --weights PATH (see README: Weights).[/]")
     return EXIT_OK
 
 
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    tune_allocator()
     try:
         code = cli.main(args=args, prog_name=PROG, standalone_mode=False)
     except click.exceptions.Abort:

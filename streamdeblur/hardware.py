@@ -8,6 +8,7 @@ fallback, recorded in the run report.
 
 from __future__ import annotations
 
+import ctypes
 import platform
 from dataclasses import dataclass
 
@@ -98,3 +99,22 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def tune_allocator() -> bool:
+    """Keep freed frame-sized buffers in the heap (glibc only; a no-op elsewhere).
+
+    By default glibc hands every large freed block back to the kernel, and the next frame
+    page-faults it in again; on CPU that costs as much as a model's arithmetic
+    (docs/benchmarks.md). Raising the mmap and trim thresholds keeps them for reuse. It is a
+    process-wide setting, made once by the command-line tool.
+    """
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mmap_max = 32 * 2**20  # glibc's ceiling for the mmap threshold on 64-bit
+    return bool(libc.mallopt(m_mmap_threshold, mmap_max)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))

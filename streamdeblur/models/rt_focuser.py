@@ -250,6 +250,7 @@ SPEC = register_model(
         builder=RTFocuser,
         summary="RT-Focuser v1 Standard: light U-Net, 5.9M params, single frame; the CPU and fallback model",
         input_multiple=16,
+        peak_elements_per_pixel=320,  # CPU process peak (an upper bound); full-size 64-ch MLP maps dominate
         recurrent=False,
         macs_per_pixel=234_896,
         official_formats=("rt-focuser-pth",),

@@ -237,6 +237,7 @@ SPEC = register_model(
         builder=UHDVD,
         summary="UHDVD 4KRD: multi-scale separable-patch recurrent network for 4K video, 7.3M params",
         input_multiple=MULTIPLE,
+        peak_elements_per_pixel=900,  # CPU process peak (an upper bound); 32-ch decoder maps at 2x size dominate
         recurrent=True,
         macs_per_pixel=513_660,
         official_formats=("uhdvd-release-dir",),

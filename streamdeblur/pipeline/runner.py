@@ -219,16 +219,20 @@ def run_file(
     config: RunConfig,
     on_start: Callable[[SourceInfo, Engine, list[str]], None] | None = None,
     on_tick: Callable[[RunStats], None] | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Deblur one video, image or image sequence into OUTPUT.
 
     The output is complete and playable also when the run was interrupted (Ctrl-C); on an
-    error nothing is left at OUTPUT and an existing file there is untouched.
+    error nothing is left at OUTPUT and an existing file there is untouched. Pass an
+    `engine` to reuse a loaded model across files (its recurrent state is reset).
     """
     source = open_source(input_uri)
     try:
         check_output(output, source, config.overwrite)
-        engine = load_engine(config, source.info.size)
+        if engine is None:
+            engine = load_engine(config, source.info.size)
+        engine.runner.reset()
         stats = RunStats(frames_total=source.info.frame_count)
         processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
         sink = open_sink(output, source, config.encode)
