@@ -18,6 +18,7 @@ from torch import nn
 
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.registry import ModelSpec
+from streamdeblur.pipeline import tiling
 
 ANALYSIS_WIDTH = 480  # blur scores are measured at this width, so thresholds do not depend on resolution
 AUTO_RELATIVE = 0.5  # auto: a frame is blurry below half the shot's typical (90th percentile) score
@@ -134,6 +135,7 @@ class ModelRunner:
         self.stream = torch.cuda.Stream(self.device) if self._cuda else None
         self._pinned_in: torch.Tensor | None = None
         self._pinned_out: torch.Tensor | None = None
+        self._tiles: dict[tuple[int, int], tuple[int, int] | None] = {}
 
     def _on_stream(self) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(self.stream) if self._cuda else contextlib.nullcontext()
@@ -165,12 +167,27 @@ class ModelRunner:
             q = self._pinned_out
         return q.numpy().astype(dtype, copy=True)
 
+    def _forward(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        return self.model(x, prev) if self.spec.recurrent else self.model(x)
+
+    def tile_for(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """Tile size for frames of `size` (H, W) if they would not fit in memory whole, else None.
+
+        Decided once per frame size, from the spec's peak activations and the free memory then.
+        """
+        if size not in self._tiles:
+            bytes_per_pixel = self.spec.peak_elements_per_pixel * torch.finfo(self.dtype).bits / 8
+            budget = int(tiling.MEMORY_SHARE * tiling.free_memory(self.device))
+            self._tiles[size] = tiling.choose_tile(size, bytes_per_pixel, budget, self.spec.input_multiple)
+        return self._tiles[size]
+
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Deblur one frame and remember the result as the next frame's `prev`."""
         with self._on_stream():
             x = self._upload(image)
-            y = self.model(x, self.prev) if self.spec.recurrent else self.model(x)
+            tile = self.tile_for(image.shape[:2])
+            y = tiling.tiled(self._forward, x, self.prev, tile) if tile else self._forward(x, self.prev)
             if self.spec.recurrent:
                 self.prev = y
             return self._download(y, image.dtype)
