@@ -252,9 +252,10 @@ def test_ctrl_c_leaves_a_playable_file(tmp_path: Path, rt_weights: Path) -> None
         env=env,
     )
     deadline = time.time() + 120
-    while not (partial_path(out).exists() and partial_path(out).stat().st_size > 2000):
+    while not partial_path(out).exists():  # the output opens once the model is loaded
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
-        time.sleep(0.2)
+        time.sleep(0.1)
+    time.sleep(3)  # some frames into the run (the encoder may still hold them in its lookahead)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()
