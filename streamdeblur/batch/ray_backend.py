@@ -12,6 +12,7 @@ and have streamdeblur installed; results and failures come back into the same re
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from dataclasses import replace
 from typing import Any
@@ -38,6 +39,10 @@ def _import_ray() -> Any:
 
 def process_chunk(items: list[Item], config: RunConfig, jobs: int) -> list[Item]:
     """The Ray task: deblur `items` on this worker's model instance and return them updated."""
+    if threading.current_thread() is threading.main_thread():
+        # Ray cancels a running task with a simulated Ctrl-C, which does nothing where SIGINT
+        # is ignored (workers inherit that from a driver started in the background or by nohup).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     key = (config.model, config.weights, config.device, config.precision)
     if key not in _SERVERS:
         (_SERVERS[key],) = start_servers(config, items, jobs)
@@ -67,6 +72,7 @@ def run_ray(
 ) -> bool:
     """Fan `items` out over the cluster at ADDRESS (`local`: start one here); True if interrupted."""
     ray = _import_ray()
+    on_term = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(
             address=None if address == "local" else address,
@@ -76,6 +82,8 @@ def run_ray(
         )
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise UsageError(f"--ray {address}: cannot connect ({str(err).strip().splitlines()[0]})") from None
+    finally:
+        signal.signal(signal.SIGTERM, on_term)  # Ray installs its own, which exits without cleaning up
     try:
         resources = ray.cluster_resources()
         gpu = resources.get("GPU", 0) >= 1 and config.device != "cpu"

@@ -18,12 +18,13 @@ ENGINE_KEYS = ("model", "weights", "device", "precision", "fallback")
 
 
 def totals(items: list[Item], seconds: float) -> RunStats:
-    """One `RunStats` for the whole batch: counts and stage times added up over the files."""
+    """One `RunStats` for the whole batch: counts and stage times added up over the files
+    written (an interrupted file's frames were discarded with it)."""
     total = RunStats()
     total.started, total.finished = 0.0, seconds
     for item in items:
         stats = item.stats
-        if stats is None:
+        if stats is None or item.status != "done":
             continue
         total.frames_in += stats.frames_in
         total.frames_out += stats.frames_out
