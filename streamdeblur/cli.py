@@ -193,7 +193,10 @@ def run_command(input: str, output: str, **options: Any) -> int:
     help="Output format for images (png, jpg, ...) and/or videos (mp4, mkv, mov, webm); default: the input's.",
 )
 @click.option(
-    "--jobs", default=2, show_default=True, type=click.IntRange(1), help="Files in flight per model instance."
+    "--jobs",
+    default=None,
+    type=click.IntRange(1),
+    help="Files in flight per model instance (default: 2 per GPU, 1 on CPU).",
 )
 @click.option(
     "--manifest", type=click.Path(dir_okay=False, path_type=Path), help="JSON Lines progress log; speeds up reruns."

@@ -245,10 +245,10 @@ class _Held(torch.nn.Module):
         return self.inner(x, prev)
 
 
-def _serve_held(model: _Held, spec: ModelSpec, jobs: list, queued: int, max_batch: int) -> InferenceServer:
+def _serve_held(model: _Held, spec: ModelSpec, jobs: list, queued: int, in_flight: int) -> InferenceServer:
     """Run `jobs` (callables taking the server) on threads: the first one's frame holds the
     model until the others have queued `queued` frames, then the model is released."""
-    server = InferenceServer(Engine(ModelRunner(model, spec, torch.device("cpu")), "none", None, ""), max_batch)
+    server = InferenceServer(Engine(ModelRunner(model, spec, torch.device("cpu")), "none", None, ""), in_flight)
     model.release.clear()
     model.entered.clear()
     threads = [threading.Thread(target=job, args=(server,)) for job in jobs]
@@ -276,7 +276,7 @@ def test_server_batches_same_size_frames_from_many_files() -> None:
     expected = [reference(image) for image in images]
     results: dict[int, np.ndarray] = {}
     jobs = [lambda server, n=n: results.__setitem__(n, SharedRunner(server)(images[n])) for n in range(6)]
-    server = _serve_held(model, spec, jobs, queued=5, max_batch=4)
+    server = _serve_held(model, spec, jobs, queued=5, in_flight=4)
     for n, image in enumerate(expected):
         assert results[n].shape == image.shape
         assert np.abs(results[n].astype(int) - image.astype(int)).max() <= 1
@@ -310,7 +310,7 @@ def test_server_keeps_each_files_recurrent_state() -> None:
     blocker = np.zeros((2, 2, 3), np.uint8)
     jobs = [lambda server: SharedRunner(server)(blocker)]
     jobs += [lambda server, f=f: shared.__setitem__(f, play(SharedRunner(server), clips[f])) for f in (0, 1)]
-    server = _serve_held(model, spec, jobs, queued=2, max_batch=2)
+    server = _serve_held(model, spec, jobs, queued=2, in_flight=2)
     for f in (0, 1):
         assert [a.tolist() for a in alone[f]] == [b.tolist() for b in shared[f]]
     assert (server.passes, server.frames) == (6, 7)  # the two first frames shared a pass

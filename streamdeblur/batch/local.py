@@ -19,10 +19,11 @@ import torch
 from streamdeblur.batch.plan import Item, open_item
 from streamdeblur.batch.server import InferenceServer, SharedRunner
 from streamdeblur.errors import StreamdeblurError
-from streamdeblur.pipeline.runner import RunConfig, load_engine, run_file
+from streamdeblur.pipeline.runner import Engine, RunConfig, load_engine, run_file
 from streamdeblur.pipeline.stats import RunStats
 
 TICK = 0.1  # seconds between progress refreshes
+GPU_JOBS = 2  # default files in flight per GPU: one decodes and encodes while another is in the model
 DEFAULT_SIZE = (1280, 720)  # for `--model auto` when no input told its size
 
 
@@ -48,10 +49,18 @@ def largest_size(items: list[Item]) -> tuple[int, int]:
     return max(sizes, key=lambda s: s[0] * s[1]) if sizes else DEFAULT_SIZE
 
 
-def start_servers(config: RunConfig, items: list[Item], jobs: int) -> list[InferenceServer]:
+def default_jobs(engine: Engine) -> int:
+    """`--jobs` unset: 2 files per GPU, so it does not wait while a file decodes and encodes;
+    1 on a CPU, where the model already uses every core (a second file made CPU runs slower:
+    benchmarks/batch_throughput.py)."""
+    return GPU_JOBS if engine.runner.device.type == "cuda" else 1
+
+
+def start_servers(config: RunConfig, items: list[Item], jobs: int | None) -> list[InferenceServer]:
     """Load the model once per device (the model choice fits the largest frame)."""
     size = largest_size(items)
-    return [InferenceServer(load_engine(replace(config, device=d), size), jobs) for d in model_devices(config.device)]
+    engines = [load_engine(replace(config, device=d), size) for d in model_devices(config.device)]
+    return [InferenceServer(engine, jobs or default_jobs(engine)) for engine in engines]
 
 
 def process_item(
@@ -93,11 +102,10 @@ def run_items(
     items: list[Item],
     servers: list[InferenceServer],
     config: RunConfig,
-    jobs: int,
     abort: threading.Event,
     monitor: Monitor | None = None,
 ) -> bool:
-    """Process `items` with `jobs` files in flight per server; True if interrupted.
+    """Process `items` with each server's `jobs` files in flight on it; True if interrupted.
 
     The calling (main) thread only waits and refreshes the monitor; Ctrl-C or SIGTERM there
     sets `abort`, which cancels the files in flight and lets the workers run out.
@@ -106,7 +114,7 @@ def run_items(
         return False
     todo = collections.deque(items)
     lock = threading.Lock()
-    workers = min(len(items), jobs * len(servers))
+    workers = min(len(items), sum(server.jobs for server in servers))
     remaining = [workers]
     all_done = threading.Event()
 
@@ -117,7 +125,7 @@ def run_items(
                     if not todo:
                         return
                     item = todo.popleft()
-                    server = min(servers, key=lambda s: s.active)
+                    server = min(servers, key=lambda s: s.active / s.jobs)
                     server.active += 1
                 if monitor:
                     monitor.started(item)

@@ -37,7 +37,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def process_chunk(items: list[Item], config: RunConfig, jobs: int) -> list[Item]:
+def process_chunk(items: list[Item], config: RunConfig, jobs: int | None) -> list[Item]:
     """The Ray task: deblur `items` on this worker's model instance and return them updated."""
     if threading.current_thread() is threading.main_thread():
         # Ray cancels a running task with a simulated Ctrl-C, which does nothing where SIGINT
@@ -46,7 +46,7 @@ def process_chunk(items: list[Item], config: RunConfig, jobs: int) -> list[Item]
     key = (config.model, config.weights, config.device, config.precision)
     if key not in _SERVERS:
         (_SERVERS[key],) = start_servers(config, items, jobs)
-    run_items(items, [_SERVERS[key]], config, jobs, threading.Event())
+    run_items(items, [_SERVERS[key]], config, threading.Event())
     return items
 
 
@@ -68,7 +68,7 @@ def _error_line(err: BaseException) -> str:
 
 
 def run_ray(
-    items: list[Item], config: RunConfig, address: str, jobs: int, abort: threading.Event, monitor: Monitor
+    items: list[Item], config: RunConfig, address: str, jobs: int | None, abort: threading.Event, monitor: Monitor
 ) -> bool:
     """Fan `items` out over the cluster at ADDRESS (`local`: start one here); True if interrupted."""
     ray = _import_ray()

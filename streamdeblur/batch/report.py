@@ -3,7 +3,7 @@
 `frames` keeps one entry per written frame as in a file's report, each naming its input;
 `inputs` has, for every file found, its `status` (done, skipped, failed; `interrupted` and
 `pending` when the batch was stopped), `error` (failed) or `reason` (skipped), frames
-written and seconds spent.
+written and seconds spent. `batching` says how many frames shared the model's passes.
 """
 
 from __future__ import annotations
@@ -62,10 +62,14 @@ def entry(item: Item, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def batch_report(items: list[Item], in_dir: Path, out_dir: Path, seconds: float) -> dict[str, Any]:
+def batch_report(
+    items: list[Item], in_dir: Path, out_dir: Path, seconds: float, batching: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """`batching` (local runs): forward passes of the model and frames through them."""
     data = totals(items, seconds).report(**engine_fields(items))
     data["in_dir"], data["out_dir"] = str(in_dir), str(out_dir)
     data["seconds"] = round(seconds, 3)
+    data["batching"] = batching
     data["counts"] = {status: sum(i.status == status for i in items) for status in STATUSES}
     data["inputs"] = [entry(item, out_dir) for item in items]
     return data

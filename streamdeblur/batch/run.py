@@ -34,7 +34,7 @@ class BatchOptions:
     out_dir: Path
     suffix: str = ""
     formats: tuple[str, ...] = ()
-    jobs: int = 2
+    jobs: int | None = None  # files in flight per model instance; None: local.default_jobs
     manifest: Path | None = None
     ray: str | None = None
     report: Path | None = None
@@ -62,13 +62,19 @@ def naming_rules(options: BatchOptions, config: RunConfig) -> NamingRules:
 
 
 class _Tracker:
-    """The monitor the executors report to: the display, and the manifest as files finish."""
+    """The monitor the executors report to: the display, and the manifest as files finish.
 
-    def __init__(self, display: BatchDisplay, manifest: Manifest | None) -> None:
-        self.display, self.manifest = display, manifest
+    Without a report, a finished file's per-frame records are dropped: on a long batch
+    they would add up to gigabytes for nothing.
+    """
+
+    def __init__(self, display: BatchDisplay, manifest: Manifest | None, keep_frames: bool) -> None:
+        self.display, self.manifest, self.keep_frames = display, manifest, keep_frames
         self.started, self.progress, self.tick = display.started, display.progress, display.tick
 
     def finished(self, item: Item) -> None:
+        if item.stats is not None and not self.keep_frames:
+            item.stats.frames.clear()
         self.display.finished(item)
         if self.manifest:
             self.manifest.update(item)
@@ -103,8 +109,9 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
     display.plan(items, options.in_dir, options.out_dir)
     todo = [item for item in items if item.status == "pending"]
     abort = threading.Event()
-    tracker = _Tracker(display, manifest)
+    tracker = _Tracker(display, manifest, keep_frames=options.report is not None)
     interrupted = False
+    batching = None
     try:
         if options.ray and todo:
             from streamdeblur.batch.ray_backend import run_ray
@@ -116,17 +123,18 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
             display.model([s.engine for s in servers])
             display.start(sum(i.frames_total or 0 for i in todo))
             try:
-                interrupted = run_items(todo, servers, config, options.jobs, abort, tracker)
+                interrupted = run_items(todo, servers, config, abort, tracker)
             finally:
                 for server in servers:
                     server.close()
+                batching = {"passes": sum(s.passes for s in servers), "frames": sum(s.frames for s in servers)}
     finally:
         display.stop()
         if manifest:
             manifest.close()
     seconds = time.perf_counter() - start
     if options.report:
-        write_report(options.report, batch_report(items, options.in_dir, options.out_dir, seconds))
+        write_report(options.report, batch_report(items, options.in_dir, options.out_dir, seconds, batching))
     display.summary(items, seconds, options.out_dir, interrupted)
     if interrupted:
         return EXIT_INTERRUPTED

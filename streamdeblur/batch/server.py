@@ -44,12 +44,13 @@ class _Request:
 
 
 class InferenceServer:
-    """Runs `engine`'s model for many files on one thread; `max_batch` frames per pass at most."""
+    """Runs `engine`'s model for `jobs` files in flight on one thread (so at most `jobs`
+    frames per pass)."""
 
-    def __init__(self, engine: Engine, max_batch: int) -> None:
+    def __init__(self, engine: Engine, jobs: int) -> None:
         self.engine = engine
         self.runner = engine.runner
-        self.max_batch = max(1, max_batch)
+        self.jobs = max(1, jobs)
         self.active = 0  # files assigned to this instance now (the local scheduler's count)
         self.passes = 0  # forward passes run, and frames through them: the batching figures
         self.frames = 0
@@ -112,9 +113,9 @@ class InferenceServer:
             return batch
 
     def _limit(self, request: _Request) -> int:
-        """Batch size for this frame size: `max_batch`, fewer where GPU memory would not hold them."""
+        """Batch size for this frame size: `jobs`, fewer where GPU memory would not hold them."""
         if request.key not in self._limits:
-            limit = self.max_batch
+            limit = self.jobs
             device = self.runner.device
             if device.type == "cuda" and limit > 1:
                 h, w = request.image.shape[:2]
