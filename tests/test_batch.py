@@ -130,14 +130,15 @@ def test_names_formats_and_in_place_outputs(tmp_path: Path, rt_weights: Path) ->
         assert code == 0, err
     assert files_under(tree) == {"sub/v.mp4", "i.png", "sub/v.deblurred.mp4", "i.deblurred.png"}
 
-    # OUT_DIR inside IN_DIR is left out of the walk.
-    code, err = run_cli(*batch_args(tree, tree / "o", rt_weights, "-q", "--report", tmp_path / "r.json"))
+    # OUT_DIR inside IN_DIR is left out of the walk, however the two are spelt.
+    out = Path(os.path.relpath(tree / "o"))
+    code, err = run_cli(*batch_args(tree.resolve(), out, rt_weights, "-q", "--report", tmp_path / "r.json"))
     assert code == 0, err
     assert files_under(tree / "o") == {"sub/v.mp4", "i.png", "sub/v.deblurred.mp4", "i.deblurred.png"}
     assert len(json.loads((tmp_path / "r.json").read_text())["inputs"]) == 4
 
 
-def test_batch_usage_errors(tmp_path: Path, rt_weights: Path) -> None:
+def test_batch_usage_errors(tmp_path: Path, rt_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "file").write_text("x")
     assert_one_line_error(*run_cli(*batch_args(tmp_path / "nope", tmp_path / "o", rt_weights)), 1, "no such directory")
@@ -145,6 +146,11 @@ def test_batch_usage_errors(tmp_path: Path, rt_weights: Path) -> None:
     assert_one_line_error(*run_cli(*batch_args(tmp_path / "in", tmp_path / "in", rt_weights)), 2, "--suffix")
     assert_one_line_error(
         *run_cli(*batch_args(tmp_path / "in", tmp_path / "o", rt_weights, "--format", "xyz")), 2, "--format xyz"
+    )
+    cv2.imwrite(str(tmp_path / "in" / "i.png"), texture(16, 16))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    assert_one_line_error(
+        *run_cli(*batch_args(tmp_path / "in", tmp_path / "o", rt_weights, "--ray", "local")), 2, "streamdeblur[ray]"
     )
 
 

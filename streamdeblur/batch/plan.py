@@ -104,9 +104,10 @@ def can_hold(ext: str, codec: str) -> bool:
 def walk(in_dir: Path, exclude: Path | None = None) -> Iterator[Path]:
     """Files under `in_dir` in sorted order; hidden entries, the tool's own `*.partial.*`
     files and the `exclude` subtree (an OUT_DIR inside IN_DIR) are left out."""
+    skip = exclude.resolve() if exclude is not None else None
     for root, dirs, files in os.walk(in_dir):
         here = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (exclude is None or here / d != exclude))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
         for name in sorted(files):
             path = here / name
             if not name.startswith(".") and not Path(name).stem.endswith(".partial") and path.is_file():

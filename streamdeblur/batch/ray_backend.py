@@ -29,7 +29,7 @@ TASKS_PER_SLOT = 2  # tasks queued per GPU (or CPU) of the cluster: enough to ke
 _SERVERS: dict[tuple, InferenceServer] = {}  # per worker process: the model, loaded once
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -71,7 +71,7 @@ def run_ray(
     items: list[Item], config: RunConfig, address: str, jobs: int | None, abort: threading.Event, monitor: Monitor
 ) -> bool:
     """Fan `items` out over the cluster at ADDRESS (`local`: start one here); True if interrupted."""
-    ray = _import_ray()
+    ray = import_ray()
     on_term = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(

@@ -95,6 +95,10 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
     """Process the tree; exit code 0 (all done), 3 (some inputs failed) or 130 (interrupted)."""
     check_dirs(options.in_dir, options.out_dir, options.suffix)
     rules = naming_rules(options, config)
+    if options.ray:
+        from streamdeblur.batch.ray_backend import import_ray, run_ray
+
+        import_ray()  # before any work: a missing extra is a usage error
     display = BatchDisplay(options.quiet)
     start = time.perf_counter()
     manifest = Manifest(options.manifest) if options.manifest else None
@@ -114,8 +118,6 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
     batching = None
     try:
         if options.ray and todo:
-            from streamdeblur.batch.ray_backend import run_ray
-
             display.start(sum(i.frames_total or 0 for i in todo))
             interrupted = run_ray(todo, config, options.ray, options.jobs, abort, tracker)
         elif todo:
