@@ -115,10 +115,11 @@ def run_items(
     todo = collections.deque(items)
     lock = threading.Lock()
     workers = min(len(items), sum(server.jobs for server in servers))
-    remaining = [workers]
+    remaining = workers
     all_done = threading.Event()
 
     def work() -> None:
+        nonlocal remaining
         try:
             while not abort.is_set():
                 with lock:
@@ -140,8 +141,8 @@ def run_items(
                     monitor.finished(item)
         finally:
             with lock:
-                remaining[0] -= 1
-                if not remaining[0]:
+                remaining -= 1
+                if not remaining:
                     all_done.set()
 
     for n in range(workers):
