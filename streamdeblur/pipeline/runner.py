@@ -102,10 +102,14 @@ class Pipeline:
         except BaseException as err:  # noqa: BLE001
             self._fail(err)
 
-    def run(self, on_tick: Callable[[], None] | None = None, tick: float = 0.1) -> bool:
+    def run(
+        self, on_tick: Callable[[], None] | None = None, tick: float = 0.1, abort: threading.Event | None = None
+    ) -> bool:
         """Run to the end; returns True if the run was interrupted (Ctrl-C) and finished early.
 
-        Errors from the worker threads are re-raised here after the sinks were aborted.
+        Errors from the worker threads are re-raised here after the sinks were aborted. With
+        `abort` (batch mode), an interruption cancels instead: setting the event, or Ctrl-C
+        here, aborts the sinks, so unfinished work never reaches its final name.
         """
         workers = (self._decode, self._process, self._encode)
         done = [threading.Event() for _ in workers]
@@ -120,11 +124,17 @@ class Pipeline:
             try:
                 if all(event.is_set() for event in done):
                     break
+                if abort is not None and abort.is_set() and not self.cancel.is_set():
+                    interrupted = True
+                    self.cancel.set()
+                    self.stop.set()
                 done[-1].wait(tick)
                 if on_tick:
                     on_tick()
             except KeyboardInterrupt:
-                if interrupted:  # a second Ctrl-C: stop waiting for the frames in flight
+                if abort is not None:
+                    abort.set()
+                elif interrupted:  # a second Ctrl-C: stop waiting for the frames in flight
                     self.cancel.set()
                 interrupted = True
                 self.stop.set()
@@ -214,20 +224,22 @@ class RunResult:
 
 
 def run_file(
-    input_uri: str,
+    input_uri: str | Source,
     output: str,
     config: RunConfig,
     on_start: Callable[[SourceInfo, Engine, list[str]], None] | None = None,
     on_tick: Callable[[RunStats], None] | None = None,
     engine: Engine | None = None,
+    abort: threading.Event | None = None,
 ) -> RunResult:
-    """Deblur one video, image or image sequence into OUTPUT.
+    """Deblur one video, image or image sequence (a URI, or a `Source` already opened) into OUTPUT.
 
     The output is complete and playable also when the run was interrupted (Ctrl-C); on an
     error nothing is left at OUTPUT and an existing file there is untouched. Pass an
-    `engine` to reuse a loaded model across files (its recurrent state is reset).
+    `engine` to reuse a loaded model across files (its recurrent state is reset), and
+    `abort` to make an interruption discard the output instead (see `Pipeline.run`).
     """
-    source = open_source(input_uri)
+    source = input_uri if isinstance(input_uri, Source) else open_source(input_uri)
     try:
         check_output(output, source, config.overwrite)
         if engine is None:
@@ -239,7 +251,7 @@ def run_file(
         if on_start:
             on_start(source.info, engine, sink.warnings)
         pipeline = Pipeline(source, [sink], processor, stats)
-        interrupted = pipeline.run(on_tick=(lambda: on_tick(stats)) if on_tick else None)
+        interrupted = pipeline.run(on_tick=(lambda: on_tick(stats)) if on_tick else None, abort=abort)
     finally:
         source.close()
     return RunResult(stats, engine, interrupted)

@@ -145,7 +145,8 @@ class ModelRunner:
         self.prev = None
 
     def _upload(self, image: np.ndarray) -> torch.Tensor:
-        """[1, 3, H, W] in [0, 1] at the model's dtype, channels-last in memory."""
+        """[B, 3, H, W] in [0, 1] at the model's dtype, channels-last in memory, from one
+        H x W x 3 frame (B = 1) or a B x H x W x 3 stack."""
         host = torch.from_numpy(image.astype(np.int32) if image.dtype == np.uint16 else image)
         if self._cuda:
             if self._pinned_in is None or self._pinned_in.shape != host.shape or self._pinned_in.dtype != host.dtype:
@@ -153,12 +154,14 @@ class ModelRunner:
             self._pinned_in.copy_(host)
             host = self._pinned_in.to(self.device, non_blocking=True)
         scale = 255.0 if image.dtype == np.uint8 else 65535.0
-        return host.unsqueeze(0).permute(0, 3, 1, 2).to(self.dtype).div_(scale)
+        batch = host if host.dim() == 4 else host.unsqueeze(0)
+        return batch.permute(0, 3, 1, 2).to(self.dtype).div_(scale)
 
     def _download(self, out: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+        """B x H x W x 3 integers of `dtype`."""
         scale = 255.0 if dtype == np.uint8 else 65535.0
         q = out.float().clamp(0, 1).mul_(scale).round_()  # not in place: `out` may be the recurrent state
-        q = q.to(torch.uint8 if dtype == np.uint8 else torch.int32)[0].permute(1, 2, 0)
+        q = q.to(torch.uint8 if dtype == np.uint8 else torch.int32).permute(0, 2, 3, 1)
         if self._cuda:
             if self._pinned_out is None or self._pinned_out.shape != q.shape or self._pinned_out.dtype != q.dtype:
                 self._pinned_out = torch.empty(q.shape, dtype=q.dtype, pin_memory=True)
@@ -190,7 +193,17 @@ class ModelRunner:
             y = tiling.tiled(self._forward, x, self.prev, tile) if tile else self._forward(x, self.prev)
             if self.spec.recurrent:
                 self.prev = y
-            return self._download(y, image.dtype)
+            return self._download(y, image.dtype)[0]
+
+    @torch.inference_mode()
+    def batch(self, images: np.ndarray) -> np.ndarray:
+        """Deblur a B x H x W x 3 stack of independent frames (each the first of its shot) in
+        one forward pass; for a recurrent model `prev` becomes the batch's output."""
+        with self._on_stream():
+            y = self.model(self._upload(images))
+            if self.spec.recurrent:
+                self.prev = y
+            return self._download(y, images.dtype)
 
     @torch.inference_mode()
     def observe(self, image: np.ndarray) -> None:

@@ -1,0 +1,75 @@
+"""The batch report: the run report's keys summed over the files, plus one entry per input.
+
+`frames` keeps one entry per written frame as in a file's report, each naming its input;
+`inputs` has, for every file found, its `status` (done, skipped, failed; `interrupted` and
+`pending` when the batch was stopped), `error` (failed) or `reason` (skipped), frames
+written and seconds spent. `batching` says how many frames shared the model's passes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from streamdeblur.batch.plan import STATUSES, Item
+from streamdeblur.pipeline.stats import RunStats
+
+ENGINE_KEYS = ("model", "weights", "device", "precision", "fallback")
+
+
+def totals(items: list[Item], seconds: float) -> RunStats:
+    """One `RunStats` for the whole batch: counts and stage times added up over the files
+    written (an interrupted file's frames were discarded with it)."""
+    total = RunStats()
+    total.started, total.finished = 0.0, seconds
+    for item in items:
+        stats = item.stats
+        if stats is None or item.status != "done":
+            continue
+        total.frames_in += stats.frames_in
+        total.frames_out += stats.frames_out
+        total.frames_skipped += stats.frames_skipped
+        total.frames_dropped += stats.frames_dropped
+        for name, timer in stats.stages.items():
+            total.stages[name].total += timer.total
+            total.stages[name].count += timer.count
+        rel = item.rel.as_posix()
+        total.frames.extend({"input": rel, **frame} for frame in stats.frames)
+    return total
+
+
+def engine_fields(items: list[Item]) -> dict[str, Any]:
+    """Model, weights, device, precision and fallback of the files that ran; several values
+    (several GPUs or cluster nodes) are joined with commas."""
+    fields: dict[str, Any] = {}
+    for key in ENGINE_KEYS:
+        values = list(dict.fromkeys(str(i.engine[key]) for i in items if i.engine and i.engine[key] is not None))
+        fields[key] = ", ".join(values) if values else None
+    return fields
+
+
+def entry(item: Item, out_dir: Path) -> dict[str, Any]:
+    return {
+        "input": item.rel.as_posix(),
+        "output": item.dst.relative_to(out_dir).as_posix() if item.dst else None,
+        "kind": item.kind,
+        "status": item.status,
+        "error": item.error,
+        "reason": item.reason,
+        "frames": item.frames,
+        "seconds": round(item.seconds, 3),
+        "warnings": item.warnings,
+    }
+
+
+def batch_report(
+    items: list[Item], in_dir: Path, out_dir: Path, seconds: float, batching: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """`batching` (local runs): forward passes of the model and frames through them."""
+    data = totals(items, seconds).report(**engine_fields(items))
+    data["in_dir"], data["out_dir"] = str(in_dir), str(out_dir)
+    data["seconds"] = round(seconds, 3)
+    data["batching"] = batching
+    data["counts"] = {status: sum(i.status == status for i in items) for status in STATUSES}
+    data["inputs"] = [entry(item, out_dir) for item in items]
+    return data
