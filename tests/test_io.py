@@ -62,6 +62,16 @@ def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path) -> None:
     assert b["times"] == pytest.approx([p / 30 for p in pts], abs=1e-3)
 
 
+def test_avi_with_b_frames_gets_a_constant_rate_timeline(tmp_path: Path) -> None:
+    """AVI has no presentation timestamps: H.264 with B-frames decodes with scrambled pts."""
+    src = write_video(tmp_path / "b.avi", clip_frames(12, 64, 48))
+    seen = []
+    passthrough(src, tmp_path / "out.mp4", process=lambda f: seen.append(f.pts) or f)
+    assert seen == list(range(12))
+    out = probe(tmp_path / "out.mp4")
+    assert out["frames"] == 12 and out["times"] == pytest.approx([i / 25 for i in range(12)])
+
+
 def test_ten_bit_input_stays_ten_bit(tmp_path: Path) -> None:
     frames = [(f.astype(np.uint16) * 257) for f in clip_frames(4, 64, 48)]
     src = write_video(tmp_path / "10bit.mkv", frames, pix_fmt="yuv420p10le")

@@ -28,6 +28,9 @@ from streamdeblur.io.frame import Frame
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
 # FFmpeg demuxers that render text files as "video" (ANSI/binary art): never what a user means.
 TEXT_ART_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
+# Containers whose packets carry no presentation time (only decode order), so frames are
+# timed by their index at the constant rate these containers imply.
+NO_PTS_FORMATS = {"avi"}
 SEQUENCE_FPS = Fraction(25)  # image sequences carry no rate; FFmpeg's image2 default
 
 _PRINTF = re.compile(r"%0?(\d*)d")
@@ -150,7 +153,7 @@ class VideoFileSource(Source):
                     continue
                 packets += packet.size > 0
                 for decoded in packet.decode():
-                    pts = decoded.pts if decoded.pts is not None else (last_pts + step if last_pts is not None else 0)
+                    pts = self._presentation_pts(decoded.pts, index, step, last_pts)
                     last_pts = pts
                     yield Frame(index, frame_to_rgb(decoded, info.colour, info.bit_depth), pts, info.time_base)
                     index += 1
@@ -161,6 +164,21 @@ class VideoFileSource(Source):
         self._check_complete(packets, reached)
         if index == 0:
             raise InputError(f"{self.path}: the video stream has no decodable frames")
+
+    def _presentation_pts(self, pts: int | None, index: int, step: int, last: int | None) -> int:
+        """The frame's pts, made trustworthy: decoders emit frames in display order, so
+
+        - containers without presentation timestamps (AVI: its demuxer invents them from the
+          decode order, which B-frames scramble) and frames without a pts get the constant-rate
+          timeline `index * step`;
+        - any other pts that does not increase is nudged just past the previous one, because
+          encoders reject non-increasing timestamps.
+        """
+        if pts is None or self.container.format.name in NO_PTS_FORMATS:
+            return index * step
+        if last is not None and pts <= last:
+            return last + 1
+        return pts
 
     def _check_complete(self, packets: int, reached: float) -> None:
         """A cut file decodes without errors up to the cut, so compare with what the header
