@@ -37,14 +37,6 @@ REPORT_KEYS = {
 }
 
 
-@pytest.fixture(scope="session")
-def rt_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random-init RT-Focuser weights: the plumbing does not care what the model learned."""
-    path = tmp_path_factory.mktemp("weights") / "rt.safetensors"
-    save_weights(create_model("rt-focuser").state_dict(), path, get_spec("rt-focuser"))
-    return path
-
-
 def _write(path: Path, data: bytes | str) -> Path:
     """Create a file with `data` and return its path (for parametrized bad inputs)."""
     path.write_bytes(data if isinstance(data, bytes) else data.encode())
