@@ -209,7 +209,8 @@ def run_command(input: str, output: str, **options: Any) -> int:
     metavar="SEC",
     default=5.0,
     show_default=True,
-    help="Seconds without a frame before the source counts as stalled and is reconnected.",
+    help="Seconds without a frame before the source counts as stalled and is reconnected "
+    "(connecting may take twice as long).",
 )
 @click.option(
     "--reconnect-attempts",
@@ -232,7 +233,7 @@ def live_command(source: str, outputs: tuple[str, ...], **options: Any) -> int:
         timeout=options.pop("timeout"),
         reconnect_attempts=options.pop("reconnect_attempts"),
     )
-    live = LiveOptions(list(outputs), options.pop("preview"), options.pop("duration"), stream)
+    live = LiveOptions(list(outputs), options.pop("preview"), options.pop("duration"), stream, bool(options["report"]))
     display = LiveDisplay(quiet=options["quiet"], duration=live.duration)
     try:
         result = run_live(source, config_from(options), live, display)

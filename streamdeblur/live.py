@@ -11,6 +11,7 @@ keeps up with the source's rate and takes the lighter one when it does not.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class LiveOptions:
     preview: bool = False
     duration: float | None = None
     stream: StreamOptions = field(default_factory=StreamOptions)
+    report: bool = False  # keep per-frame records (for --report); without, memory stays flat for days
 
 
 class LatencyProbe(Sink):
@@ -49,17 +51,18 @@ class LatencyProbe(Sink):
     def __init__(self) -> None:
         self.path = Path("latency")
         self.warnings = []
-        self.latencies: list[float] = []
+        self.latencies = array.array("f")  # seconds; 4 bytes a frame, so a day-long run is no burden
 
     def write(self, frame: Frame) -> None:
         self.latencies.append(time.monotonic() - frame.captured)
 
     def percentiles_ms(self, last: int | None = None) -> dict[str, float | None]:
-        values = self.latencies[-last:] if last else self.latencies
-        if not values:
+        # Slice first: a copy made under the GIL, so the encode thread's appends never meet an exported buffer.
+        values = np.frombuffer(self.latencies[-last if last else 0 :], np.float32)
+        if not values.size:
             return {"p50": None, "p95": None, "max": None}
         p50, p95 = np.percentile(values, [50, 95])
-        return {"p50": round(1000 * p50, 1), "p95": round(1000 * p95, 1), "max": round(1000 * max(values), 1)}
+        return {"p50": round(1000 * p50, 1), "p95": round(1000 * p95, 1), "max": round(1000 * float(values.max()), 1)}
 
     def finish(self) -> None:
         pass
@@ -143,7 +146,7 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
     try:
         check_outputs(options.outputs, source, config.overwrite)
         engine = keep_up(load_engine(config, source.info.size), config, source.info)
-        stats = RunStats()
+        stats = RunStats(record_frames=options.report)
         processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
         outputs = open_outputs(options.outputs, source, config.encode)
         probe = LatencyProbe()

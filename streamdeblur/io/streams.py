@@ -43,6 +43,7 @@ TIME_BASE = Fraction(1, 1000)  # capture-time pts in milliseconds (every muxer t
 BACKOFF_FIRST = 0.5  # seconds before the first reconnect attempt; doubles after each failure
 BACKOFF_MAX = 10.0
 HANDOVER = 2  # frames a reader may hold for the consumer before it drops the oldest
+CONNECT_FACTOR = 2  # connecting (probe, first keyframe) may take this many watchdog timeouts
 CLEANUP_FACTOR = 3  # FFmpeg's own timeout, in watchdog timeouts: only frees abandoned readers
 PACING_SLACK = 0.2  # seconds a paced file may fall behind its clock before the clock restarts
 DEFAULT_FPS = Fraction(30)  # for sources that do not say (most webcams say)
@@ -245,7 +246,7 @@ class LiveSource(Source):
         self._t0: float | None = None  # capture time of the first frame handed on: pts 0
         self._connection = self._connect()
         self._used: list[Connection] = []  # connections that delivered frames (their drops count)
-        first = self._next(self._connection)
+        first = self._next(self._connection, first=True)
         if not isinstance(first, tuple):
             self._connection.abandon()
             raise InputError(f"{uri}: {first or 'interrupted'}")
@@ -281,9 +282,14 @@ class LiveSource(Source):
     def _connect(self) -> Connection:
         return Connection(self._open)
 
-    def _next(self, connection: Connection) -> Captured | str | None:
-        """The next frame, or why there is none (a string), or None when the run is stopping."""
-        deadline = time.monotonic() + self.options.timeout
+    def _next(self, connection: Connection, first: bool = False) -> Captured | str | None:
+        """The next frame, or why there is none (a string), or None when the run is stopping.
+
+        The first frame of a connection may take longer: FFmpeg probes the stream and the
+        decoder waits for a keyframe.
+        """
+        timeout = self.options.timeout * (CONNECT_FACTOR if first else 1)
+        deadline = time.monotonic() + timeout
         while not self.halt.is_set():
             try:
                 return connection.frames.get(timeout=0.05)
@@ -292,7 +298,7 @@ class LiveSource(Source):
             if connection.finished.is_set() and connection.frames.empty():
                 return connection.error or "end of stream"
             if time.monotonic() > deadline:
-                return f"stalled: no frame for {self.options.timeout:g} s"
+                return f"stalled: no frame for {timeout:g} s"
         return None
 
     def attach(self, stop: threading.Event, decode: StageTimer) -> None:
@@ -302,7 +308,7 @@ class LiveSource(Source):
     def frames(self) -> Iterator[Frame]:
         if self._first is None:
             self._connection = self._connect()
-            item = self._next(self._connection)
+            item = self._next(self._connection, first=True)
         else:
             item = self._newest(self._first)
         connection, gap = self._connection, False
@@ -337,7 +343,7 @@ class LiveSource(Source):
             if self.halt.wait(delay):
                 return connection, None
             connection = self._connect()
-            item = self._next(connection)
+            item = self._next(connection, first=True)
             if isinstance(item, tuple):
                 self._log(f"reconnected (attempt {attempt})")
                 return connection, item
