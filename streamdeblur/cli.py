@@ -149,6 +149,7 @@ def cli() -> None:
     \b
       streamdeblur INPUT -o OUTPUT [options]   the main job (see `streamdeblur run --help`)
       streamdeblur batch IN_DIR -o OUT_DIR     every video and image in a folder tree
+      streamdeblur live SOURCE [-o OUTPUT]     a camera or stream (see `streamdeblur live --help`)
       streamdeblur models                      available models
       streamdeblur bench --model M --size WxH  time a model
     """
@@ -223,6 +224,70 @@ def batch_command(in_dir: Path, out_dir: Path, **options: Any) -> int:
         quiet=options["quiet"],
     )
     return run_batch(batch, config_from(options))
+@cli.command("live")
+@click.argument("source", metavar="SOURCE")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="OUTPUT",
+    help="Video file (.mp4, .mkv), rtsp://host/path (publish), udp://host:port (MPEG-TS), "
+    "or - (raw rgb24 frames on stdout); repeat for several.",
+)
+@click.option("--preview", is_flag=True, help="Show the output in a window (s: side by side, q/Esc: quit).")
+@click.option(
+    "--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="SEC", help="Stop after SEC seconds."
+)
+@click.option(
+    "--realtime/--no-realtime",
+    default=True,
+    show_default=True,
+    help="A file SOURCE plays at its native rate; --no-realtime reads it as fast as it decodes.",
+)
+@click.option("--rtsp-transport", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    metavar="SEC",
+    default=5.0,
+    show_default=True,
+    help="Seconds without a frame before the source counts as stalled and is reconnected "
+    "(connecting may take twice as long).",
+)
+@click.option(
+    "--reconnect-attempts",
+    type=click.IntRange(0),
+    default=None,
+    help="Give up after this many failed reconnect attempts in a row (default: never).",
+)
+@engine_options
+@output_options
+def live_command(source: str, outputs: tuple[str, ...], **options: Any) -> int:
+    """Deblur a live SOURCE: a webcam (0, /dev/video0), rtsp://, http(s)://, udp://, or a file
+    played at its native rate. Runs until --duration, Ctrl-C or q in the preview."""
+    from streamdeblur.io.streams import StreamOptions
+    from streamdeblur.live import LiveOptions, run_live
+    from streamdeblur.live_display import LiveDisplay
+
+    stream = StreamOptions(
+        realtime=options.pop("realtime"),
+        rtsp_transport=options.pop("rtsp_transport"),
+        timeout=options.pop("timeout"),
+        reconnect_attempts=options.pop("reconnect_attempts"),
+    )
+    live = LiveOptions(list(outputs), options.pop("preview"), options.pop("duration"), stream, bool(options["report"]))
+    display = LiveDisplay(quiet=options["quiet"], duration=live.duration)
+    try:
+        result = run_live(source, config_from(options), live, display)
+    finally:
+        display.stop()
+    if options["report"]:
+        write_report(options["report"], result.report())
+    display.summary(result)
+    if result.failure:
+        raise StreamdeblurError(result.failure)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
 @cli.command("models")

@@ -29,14 +29,14 @@ def test_pointwise_model_is_reproduced_exactly_by_tiles() -> None:
 def test_conv_model_tiles_blend_without_seams() -> None:
     torch.manual_seed(0)
     model = create_model("rt-focuser").for_inference()
-    x = torch.rand(1, 3, 160, 224)
+    x = torch.rand(1, 3, 112, 144)
     with torch.inference_mode():
         whole = model(x)
-        pieces = tiled(lambda a, p: model(a), x, None, (128, 128))
+        pieces = tiled(lambda a, p: model(a), x, None, (80, 96))
     error = (whole - pieces).abs()
     assert 10 * torch.log10(1 / error.pow(2).mean()) > 35  # PSNR vs the untiled frame
-    # no seam: the error along tile borders is not much larger than elsewhere
-    assert error[..., 60:100].mean() < 3 * error.mean() + 1e-3
+    # no seam: the error where the tiles overlap is not much larger than elsewhere
+    assert error[..., 32:80].mean() < 3 * error.mean() + 1e-3
 
 
 def test_choose_tile_only_when_needed() -> None:
@@ -50,8 +50,10 @@ def test_model_runner_tiles_large_frames(monkeypatch) -> None:
     from streamdeblur.pipeline import tiling
     from streamdeblur.pipeline.stages import ModelRunner
 
-    monkeypatch.setattr(tiling, "free_memory", lambda device: 200 * 200 * 320 * 4)  # room for ~150x150 px
+    budget = 128 * 144 * 320 * 4  # bytes for a 128x144 frame at 320 fp32 elements per pixel
+    monkeypatch.setattr(tiling, "free_memory", lambda device: budget / tiling.MEMORY_SHARE)
     runner = ModelRunner(create_model("rt-focuser").for_inference(), get_spec("rt-focuser"), torch.device("cpu"))
-    image = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
+    image = (np.random.default_rng(0).random((144, 176, 3)) * 255).astype(np.uint8)
     out = runner(image)
-    assert out.shape == image.shape and runner.tile_for((240, 320)) is not None
+    assert out.shape == image.shape and runner.tile_for((144, 176)) == (128, 128)
+    assert runner.tile_for((128, 128)) is None

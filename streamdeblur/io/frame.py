@@ -16,6 +16,9 @@ class Frame:
     `image` is H x W x 3 RGB, uint8 (or uint16 for 10/12-bit sources). `pts` is in units of
     `time_base`, exactly as the container had it, so the encoder can give the output the
     input's timing (VFR included). `alpha` carries an image's alpha channel through untouched.
+    `gap` marks the first frame after a live source lost frames (reconnect, stall): recurrent
+    state must not carry over it. `original` keeps the unprocessed picture where a live preview
+    shows both side by side.
     """
 
     index: int
@@ -27,6 +30,8 @@ class Frame:
     blur_score: float | None = None
     processed: bool = False
     scene_cut: bool = False
+    gap: bool = False
+    original: np.ndarray | None = None
 
     @property
     def time(self) -> float:

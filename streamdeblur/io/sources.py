@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import av
 import cv2
@@ -24,6 +24,9 @@ import numpy as np
 from streamdeblur.errors import InputError
 from streamdeblur.io.colour import ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
 from streamdeblur.io.frame import Frame
+
+if TYPE_CHECKING:
+    from streamdeblur.io.streams import StreamOptions
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
 # FFmpeg demuxers that render text files as "video" (ANSI/binary art): never what a user means.
@@ -241,13 +244,18 @@ class ImageSequenceSource(Source):
             yield Frame(index, image, index, self.info.time_base, alpha=alpha)
 
 
-def open_source(uri: str | os.PathLike) -> Source:
-    """Open any supported input: an image sequence pattern, an image file or a video file.
+def open_source(uri: str | os.PathLike, live: StreamOptions | None = None) -> Source:
+    """Open any supported input: an image sequence pattern, an image file or a video file;
+    a webcam or network stream (`io/streams.py`); with `live` options, a file played as a live source.
 
     Images are recognised by extension and content; anything else is probed by FFmpeg, so a
     video with an unusual extension still opens.
     """
+    from streamdeblur.io.streams import LiveSource, source_kind  # it builds on this module
+
     text = str(uri)
+    if live is not None or source_kind(text) != "file":
+        return LiveSource(text, live)
     if is_sequence_pattern(text):
         return ImageSequenceSource(text)
     path = Path(text)

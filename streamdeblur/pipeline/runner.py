@@ -44,6 +44,7 @@ class Pipeline:
         self.sinks = list(sinks)
         self.process = process
         self.stats = stats
+        self.live = live  # live sources wait for frames: they time their own decoding
         self.stop = threading.Event()  # graceful: no new frames, finish what is processed
         self.cancel = threading.Event()  # error: drop everything
         self.q_in: StageQueue[Frame] = StageQueue(queue_size, self.stop, drop_oldest=live)
@@ -64,7 +65,8 @@ class Pipeline:
                 frame = next(frames, None)
                 if frame is None:
                     break
-                timer.add(time.perf_counter() - start)
+                if not self.live:
+                    timer.add(time.perf_counter() - start)
                 self.stats.frames_in += 1
                 if not self.q_in.put(frame):
                     break

@@ -233,6 +233,7 @@ class FrameProcessor:
             frame.scene_cut = self.cuts(gray)
             if frame.scene_cut:
                 self.gate.reset()
+            if frame.scene_cut or frame.gap:
                 self.runner.reset()
             frame.processed = self.gate(frame.blur_score) if self.selective else True
         if not frame.processed:

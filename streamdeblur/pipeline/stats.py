@@ -55,6 +55,7 @@ class RunStats:
     frames_dropped: int = 0
     stages: dict[str, StageTimer] = field(default_factory=lambda: {s: StageTimer() for s in STAGES})
     frames: list[dict[str, Any]] = field(default_factory=list)
+    record_frames: bool = True  # live runs without a report keep no per-frame records: memory stays flat
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
     _recent: list[float] = field(default_factory=list)
@@ -62,14 +63,15 @@ class RunStats:
     def frame_written(self, frame: Frame) -> None:
         self.frames_out += 1
         self.frames_skipped += not frame.processed
-        self.frames.append(
-            {
-                "index": frame.index,
-                "pts": frame.time,
-                "blur_score": None if frame.blur_score is None else round(frame.blur_score, 3),
-                "processed": frame.processed,
-            }
-        )
+        if self.record_frames:
+            self.frames.append(
+                {
+                    "index": frame.index,
+                    "pts": frame.time,
+                    "blur_score": None if frame.blur_score is None else round(frame.blur_score, 3),
+                    "processed": frame.processed,
+                }
+            )
         now = time.perf_counter()
         self._recent.append(now)
         if len(self._recent) > 60:
