@@ -224,6 +224,8 @@ def batch_command(in_dir: Path, out_dir: Path, **options: Any) -> int:
         quiet=options["quiet"],
     )
     return run_batch(batch, config_from(options))
+
+
 @cli.command("live")
 @click.argument("source", metavar="SOURCE")
 @click.option(
