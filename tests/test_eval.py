@@ -92,7 +92,7 @@ def test_eval_equals_a_direct_computation(model: str, paired: Path, weights: dic
     mean = {key: statistics.fmean(values) for key, values in expected.items()}
     assert report["frames"] == 4 and [c["frames"] for c in report["clips"]] == [3, 1]
     assert report["psnr"]["input"] == pytest.approx(mean["psnr_input"], abs=1e-6)
-    assert report["ssim"]["input"] == pytest.approx(mean["ssim_input"], abs=1e-9)
+    assert report["ssim"]["input"] == pytest.approx(mean["ssim_input"], abs=1e-6)
     # The product runs the inference form of the model: equal up to float rounding before 8 bits.
     assert report["psnr"]["output"] == pytest.approx(mean["psnr_output"], abs=0.01)
     assert report["ssim"]["output"] == pytest.approx(mean["ssim_output"], abs=1e-4)
