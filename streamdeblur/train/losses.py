@@ -42,7 +42,11 @@ PIXEL_LOSSES: dict[str, PixelLoss] = {"mse": mse, "l1-ssim": l1_ssim, "freq": fr
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Sum of absolute neighbour differences per image (unnormalised, as UHDVD), batch mean."""
+    """Sum of absolute neighbour differences per image (unnormalised, as UHDVD), batch mean.
+
+    Summed in float32: millions of terms in bf16 (autocast) would lose most of them.
+    """
+    x = x.float()
     dh = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1)
     dw = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).sum(1)
     return (dh + dw).mean()

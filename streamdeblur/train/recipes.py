@@ -71,7 +71,7 @@ def batch_loss(
         else:
             out = model(x, prev)
             loss, terms = pixel(out.float().clamp(0, 1), y), {}
-        prev = out.detach()
+        prev = out.detach().float()
         total = total + loss / frames
         for key, value in terms.items():
             parts[key] = parts.get(key, 0) + value / frames
