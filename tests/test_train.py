@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -132,5 +136,53 @@ def test_cli_trains_and_resume_refuses_other_settings(sharp_dir: Path, tmp_path:
     assert get_spec("rt-focuser").weights_file in {p.name for p in (tmp_path / "run").iterdir()}
     code, err = run_cli("train", "--resume", tmp_path / "run", "--lr", "0.5")
     assert_one_line_error(code, err, 2, "started with lr=0.0001")
-    code, err = run_cli("train", "--resume", tmp_path / "run" / "checkpoints" / "step_0000002", "-q")
-    assert code == 0, err  # already at its last step: nothing left to do
+    code, err = run_cli("train", "--resume", tmp_path / "run" / "checkpoints" / "step_0000002", "--eval-max", "3", "-q")
+    assert code == 0, err  # already at its last step: nothing left to do; evaluation settings may change
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_130(sharp_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["--model", "rt-focuser", "--data", sharp_dir, "--steps", "10000", "--batch", "1", "--crop", "32"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamdeblur",
+            "train",
+            *map(str, args),
+            "--log-every",
+            "1",
+            "--no-eval",
+            "-o",
+            str(run),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "log.csv").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    [saved] = (run / "checkpoints").iterdir()
+    step = int(saved.name.split("_")[1])
+    assert step >= 1 and f"stopped at step {step} (interrupted)" in err
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["rt-focuser", "uhdvd"])
+def test_cuda_training_bf16_channels_last_and_exact_resume(model: str, sharp_dir: Path, tmp_path: Path) -> None:
+    config = dict(model=model, steps=6, checkpoint_every=3, crop=128, frames=2, batch=2)
+    straight = Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "a", "cuda")).run()
+    Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "b", "cuda", time_limit=0)).run()
+    resumed = Trainer(
+        TrainConfig(model=None, data=None, steps=None), RunOptions(tmp_path / "b", "cuda", tmp_path / "b")
+    )
+    assert resumed.step == 3 and resumed.cuda
+    summary = resumed.run()
+    assert all(math.isfinite(r["loss"]) for r in summary["history"])
+    assert [r["loss"] for r in summary["history"]] == [r["loss"] for r in straight["history"]]
+    create_model(model, weights=tmp_path / "b" / get_spec(model).weights_file)

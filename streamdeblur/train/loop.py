@@ -44,8 +44,8 @@ from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss, recipe_for
 from streamdeblur.train.synth import PRESETS, synthesize
 
-# Settings that define what a run computes; a resumed run must keep them all.
-RESUMABLE = ("time_limit", "device", "quiet")
+# Settings a resumed run may change: they do not touch what is trained. All others must stay.
+CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
 
 
 @dataclass
@@ -465,15 +465,20 @@ class Trainer:
 
 
 def _merge(stored: TrainConfig, given: TrainConfig) -> TrainConfig:
-    """The stored settings of a resumed run; given ones must agree with them."""
+    """The stored settings of a resumed run, with the CHANGEABLE ones that were given;
+    any other setting given must agree with the stored one."""
+    changes = {}
     for f in dataclasses.fields(TrainConfig):
         value = getattr(given, f.name)
-        if value is not None and value != f.default and value != getattr(stored, f.name):
+        if value is None or value == f.default or value == getattr(stored, f.name):
+            continue
+        if f.name not in CHANGEABLE:
             raise UsageError(
                 f"--resume: this run was started with {f.name}={getattr(stored, f.name)!r}; "
                 f"{value!r} would not continue the same run (leave it out to keep it)"
             )
-    return stored
+        changes[f.name] = value
+    return dataclasses.replace(stored, **changes)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
