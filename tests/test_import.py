@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import shared_path
 from safetensors import safe_open
 from safetensors.torch import load_file
 from test_cli import assert_one_line_error, run_cli
-from test_models import PARITY_DB, psnr
+from test_models import PARITY_DB, psnr, read_rgb
 from test_weights import assert_same_weights, fake_uhdvd_release
 
 from streamdeblur import weights
@@ -30,12 +31,16 @@ def test_uhdvd_release_dir_round_trip(tmp_path: Path) -> None:
 
 
 def test_official_uhdvd_checkpoints_convert_exactly(tmp_path: Path) -> None:
-    release = shared_path("fixtures", "uhdvd_official", "checkpoints", "4KRD")
+    folder = shared_path("fixtures", "uhdvd_official")
+    release = folder / "checkpoints" / "4KRD"
     out = tmp_path / "uhdvd.safetensors"
     code, err = run_cli("import-weights", release, "--model", "uhdvd", "-o", out)
     assert code == 0, err
-    # The same tensors as the release, so the same outputs (the release's parity is tested in test_models).
-    assert_same_weights(create_model("uhdvd", weights=out), create_model("uhdvd", weights=release))
+    converted = create_model("uhdvd", weights=out).eval()
+    assert_same_weights(converted, create_model("uhdvd", weights=release))
+    expected = torch.from_numpy(np.load(folder / "b_expected.npy"))[0] + 0.5  # first frame of a clip
+    with torch.inference_mode():
+        assert psnr(converted(read_rgb(folder / "frames" / "b_0.png"))[0], expected) >= PARITY_DB
 
 
 @pytest.mark.parametrize("half", [False, True])

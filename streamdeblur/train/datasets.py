@@ -97,7 +97,8 @@ def _file_frames(paths: list[Path]) -> list[Callable[[], Image]]:
 def _paired_clip(name: str, blurry: list[Path], sharp: list[Path]) -> Clip:
     if [p.name for p in blurry] != [p.name for p in sharp]:
         missing = sorted({p.name for p in blurry} ^ {p.name for p in sharp})
-        raise InputError(f"{name}: blurry and sharp frames do not match ({', '.join(missing[:3])} ...)")
+        more = ", ..." if len(missing) > 3 else ""
+        raise InputError(f"{name}: blurry and sharp frames do not match ({', '.join(missing[:3])}{more})")
     return Clip(name, _file_frames(sharp), _file_frames(blurry))
 
 
@@ -147,6 +148,8 @@ def open_dataset(spec: str, split: str = "train", average: int = DEFAULT_AVERAGE
     """Read one `--data` entry (layout detected unless given as KIND:PATH) for `split`."""
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r} (use {', '.join(SPLITS)})")
+    if average % 2 == 0:
+        raise UsageError(f"frames to average must be odd (the middle one is the ground truth), got {average}")
     kind, root = parse_spec(spec)
     if not root.is_dir():
         raise InputError(f"--data {spec}: {root} is not a folder")
@@ -161,8 +164,6 @@ def open_dataset(spec: str, split: str = "train", average: int = DEFAULT_AVERAGE
         "average": lambda: _sharp(root, split, as_clips=True),
     }[kind]
     clips, videos = reader()
-    if average and average % 2 == 0:
-        raise UsageError(f"frames to average must be odd (the middle one is the ground truth), got {average}")
     data = Dataset(kind, root, split, clips, videos, average if kind == "average" else 0)
     if not data.clips and not data.videos:
         where = "" if split == "all" else f" for the {split} split"
@@ -186,19 +187,23 @@ def detect(root: Path) -> str:
     return "sharp"
 
 
-def _split_dirs(root: Path, split: str, names: dict[str, str]) -> list[Path]:
-    """`root/train`, `root/test` or both (`names` maps our split to the layout's folder)."""
-    wanted = list(names.values()) if split == "all" else [names[split]]
-    found = [root / n for n in wanted if (root / n).is_dir()]
-    return found
+def _split_roots(root: Path, split: str) -> list[Path] | None:
+    """The layout's own split folders for `split` (root/train, root/test), or None if it has none."""
+    if not ((root / "train").is_dir() or (root / "test").is_dir()):
+        return None
+    wanted = ("train", "test") if split == "all" else (split,)
+    return [root / n for n in wanted if (root / n).is_dir()]
+
+
+def _in_split(name: str, split: str) -> bool:
+    """Whether `name` belongs to `split` under the name-hash rule."""
+    return split == "all" or held_out(name) == (split == "test")
 
 
 def _gopro(root: Path, split: str, blur: str) -> tuple[list[Clip], list[Path]]:
-    dirs = _split_dirs(root, split, {"train": "train", "test": "test"})
-    if not dirs and not (root / "train").is_dir() and not (root / "test").is_dir():
-        dirs = [root]  # pointed at one split folder directly
+    dirs = _split_roots(root, split)
     clips = []
-    for seq in (d for s in dirs for d in _subdirs(s)):
+    for seq in (d for s in (dirs if dirs is not None else [root]) for d in _subdirs(s)):
         if (seq / "sharp").is_dir():
             if not (seq / blur).is_dir():
                 raise InputError(f"{seq}: no {blur}/ folder (GoPro sequences have blur/, blur_gamma/ and sharp/)")
@@ -227,32 +232,27 @@ def _reds(root: Path, split: str) -> tuple[list[Clip], list[Path]]:
 
 
 def _dvd(root: Path, split: str) -> tuple[list[Clip], list[Path]]:
-    dirs = _split_dirs(root, split, {"train": "train", "test": "test"})
-    own_split = bool(dirs) or (root / "train").is_dir() or (root / "test").is_dir()
+    dirs = _split_roots(root, split)
     clips = []
-    for seq in (d for s in (dirs if own_split else [root]) for d in _subdirs(s)):
+    for seq in (d for s in (dirs if dirs is not None else [root]) for d in _subdirs(s)):
         if not ((seq / "input").is_dir() and (seq / "GT").is_dir()):
             continue
-        if not own_split and split != "all" and (seq.name in DVD_TEST) != (split == "test"):
+        if dirs is None and split != "all" and (seq.name in DVD_TEST) != (split == "test"):
             continue
         clips.append(_paired_clip(seq.name, _images(seq / "input"), _images(seq / "GT")))
     return clips, []
 
 
 def _paired(root: Path, split: str) -> tuple[list[Clip], list[Path]]:
-    dirs = _split_dirs(root, split, {"train": "train", "test": "test"})
-    own_split = bool(dirs)
+    dirs = _split_roots(root, split)
+    wanted = (lambda name: True) if dirs is not None else (lambda name: _in_split(name, split))
     clips = []
-    for base in dirs or [root]:
+    for base in dirs if dirs is not None else [root]:
         blur, sharp = base / "blur", base / "sharp"
         if not (blur.is_dir() and sharp.is_dir()):
             raise InputError(f"{base}: a paired folder needs blur/ and sharp/ side by side")
-        for seq in _subdirs(sharp):
-            if own_split or split == "all" or held_out(seq.name) == (split == "test"):
-                clips.append(_paired_clip(seq.name, _images(blur / seq.name), _images(seq)))
-        for image in _images(sharp):
-            if own_split or split == "all" or held_out(image.name) == (split == "test"):
-                clips.append(_paired_clip(image.name, [blur / image.name], [image]))
+        clips += [_paired_clip(s.name, _images(blur / s.name), _images(s)) for s in _subdirs(sharp) if wanted(s.name)]
+        clips += [_paired_clip(i.name, [blur / i.name], [i]) for i in _images(sharp) if wanted(i.name)]
     return clips, []
 
 
@@ -261,7 +261,7 @@ def _sharp(root: Path, split: str, as_clips: bool = False) -> tuple[list[Clip], 
     clips, videos = [], []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if split != "all" and held_out(rel) != (split == "test"):
+        if not _in_split(rel, split):
             continue
         if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
             videos.append(path)

@@ -68,9 +68,9 @@ def synthetic_pairs(name: str, frames: Iterator[Pair], options: EvalOptions) -> 
     second = next(frames, None)
     h, w = first[1].shape[:2]
     count = options.frames if second is None else 1
-    if options.crop:
-        size = (min(options.crop, h), min(options.crop, w))
-        margin = config.margin(count, size)
+    if options.crop:  # a centre crop, smaller where the frame has no room for it and its margins
+        margin = config.margin(count, (options.crop, options.crop))
+        size = (min(options.crop, h - 2 * margin), min(options.crop, w - 2 * margin))
     else:
         margin = config.margin(count, (h, w))
         size = (h - 2 * margin, w - 2 * margin)
