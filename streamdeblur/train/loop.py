@@ -285,14 +285,16 @@ class Trainer:
     # -- training -------------------------------------------------------------------------------
 
     def _update_ema(self) -> None:
-        """EMA of the parameters (decay warming up as (1+t)/(10+t)); buffers are copied."""
+        """EMA of the weights and of the BatchNorm statistics (decay warming up as
+        (1+t)/(10+t)); counters are copied. Statistics copied from the live model instead
+        would follow its last few batches, and the exported model would evaluate noisily."""
         decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
         live = self.model.state_dict()
-        params = [name for name in live if name in self.params]
+        floats = [name for name, value in live.items() if value.is_floating_point()]
         with torch.no_grad():
-            torch._foreach_lerp_([self.ema[k] for k in params], [live[k] for k in params], 1 - decay)
+            torch._foreach_lerp_([self.ema[k] for k in floats], [live[k] for k in floats], 1 - decay)
             for name, value in live.items():
-                if name not in self.params:
+                if not value.is_floating_point():
                     self.ema[name].copy_(value)
 
     def train_step(self) -> dict[str, torch.Tensor]:

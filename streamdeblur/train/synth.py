@@ -186,9 +186,10 @@ class CameraPath:
 
 def _interp(keys: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Piecewise-linear keys [B, F] (at t = 0..F-1, held beyond) read at t [B, N]."""
-    pos = t.clamp(0, keys.shape[1] - 1)
-    lo = pos.floor().long().clamp(max=keys.shape[1] - 2) if keys.shape[1] > 1 else pos.long() * 0
-    hi = (lo + 1).clamp(max=keys.shape[1] - 1)
+    last = keys.shape[1] - 1
+    pos = t.clamp(0, last)
+    lo = pos.floor().long().clamp(0, max(last - 1, 0))
+    hi = (lo + 1).clamp(max=last)
     frac = pos - lo
     return torch.gather(keys, 1, lo) * (1 - frac) + torch.gather(keys, 1, hi) * frac
 
