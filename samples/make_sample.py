@@ -106,7 +106,7 @@ def write(path: Path, frames: list[np.ndarray]) -> None:
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        video.codec_context.options = {"crf": "20", "preset": "slow"}
+        video.codec_context.options = {"crf": "20", "preset": "slow", "threads": "1"}  # threads: same bytes each run
         video.codec_context.colorspace = video.codec_context.color_primaries = video.codec_context.color_trc = 6
         video.codec_context.color_range = 1
         audio = container.add_stream("aac", rate=48000)

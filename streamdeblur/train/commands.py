@@ -139,7 +139,8 @@ def run_eval(
         "seed": options.seed,
     }
     report = {**header, **report}
-    console.print(eval_table(report))
+    for table in eval_tables(report):
+        console.print(table)
     text = json.dumps(report, indent=2)
     if output:
         output.write_text(text + "\n")
@@ -148,23 +149,24 @@ def run_eval(
     return EXIT_OK
 
 
-def eval_table(report: dict[str, Any]) -> Table:
-    """One row per dataset and one for all: PSNR and SSIM in → out (gain), sharpness, speed."""
-    table = Table(title=f"{report['model']} · {Path(report['weights']).name} · {report['split']} split")
-    for column in ("data", "frames", "PSNR in→out (gain)", "SSIM in→out", "sharpness in/out/gt", "ms/frame"):
-        table.add_column(column, justify="left" if column == "data" else "right")
-    rows = report["datasets"] + ([{"data": "all", **report}] if len(report["datasets"]) > 1 else [])
-    for r in rows:
-        p, s, sh = r["psnr"], r["ssim"], r["sharpness"]
-        table.add_row(
-            r["data"],
-            str(r["frames"]),
-            f"{p['input']:.2f}→{p['output']:.2f} ({p['gain']:+.2f})",
-            f"{s['input']:.4f}→{s['output']:.4f}",
-            f"{sh['input']:.0f}/{sh['output']:.0f}/{sh['ground_truth']:.0f}",
-            f"{r['ms_per_frame']:.1f}",
+def eval_tables(report: dict[str, Any]) -> list[Table]:
+    """A table per dataset (and one for all of them): metrics down, input/output/gain across."""
+    model = f"{report['model']} ({Path(report['weights']).name})"
+    blocks = report["datasets"] + ([{"data": "all", **report}] if len(report["datasets"]) > 1 else [])
+    tables = []
+    for r in blocks:
+        table = Table(
+            title=f"{model} on {r['data']}, {report['split']} split",
+            caption=f"{r['frames']} frames, {r['ms_per_frame']:.1f} ms per frame",
         )
-    return table
+        for column in ("", "input", "output", "gain", "ground truth"):
+            table.add_column(column, justify="left" if not column else "right")
+        p, s, sh = r["psnr"], r["ssim"], r["sharpness"]
+        table.add_row("PSNR (dB)", f"{p['input']:.2f}", f"{p['output']:.2f}", f"{p['gain']:+.2f}", "")
+        table.add_row("SSIM", f"{s['input']:.4f}", f"{s['output']:.4f}", f"{s['gain']:+.4f}", "")
+        table.add_row("sharpness", f"{sh['input']:.0f}", f"{sh['output']:.0f}", "", f"{sh['ground_truth']:.0f}")
+        tables.append(table)
+    return tables
 
 
 # -- click options (the commands themselves are in cli.py) ---------------------------------------
