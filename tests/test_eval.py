@@ -132,7 +132,7 @@ def test_eval_table_report_file_and_errors(paired: Path, weights: dict, tmp_path
     out = tmp_path / "eval.json"
     args = ["--model", "rt-focuser", "--weights", weights["rt-focuser"], "--split", "all", "--crop", "24"]
     code, err = run_cli("eval", *args, "--data", paired, "-o", out)
-    assert code == 0 and "PSNR" in err and "ms/frame" in err
+    assert code == 0 and "PSNR (dB)" in err and "4 frames" in err and "ms per frame" in err
     report = json.loads(out.read_text())
     assert report["datasets"][0]["data"] == f"paired:{paired}" and report["frames"] == 4
     code, err = run_cli("eval", *args)
