@@ -14,6 +14,7 @@ from media import texture
 
 from streamdeblur.metrics import psnr, sharpness
 from streamdeblur.train import synth
+from streamdeblur.train.jpeg import jpeg
 
 SIZE = (64, 80)
 
@@ -106,13 +107,13 @@ def test_jpeg_matches_a_real_encoder() -> None:
     image = cv2.GaussianBlur(texture(120, 88, seed=6), (0, 0), 1.2)  # photo-like: detail at many scales
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     for quality in (30, 90):
-        ours = synth.jpeg(x, torch.tensor([float(quality)]))
+        ours = jpeg(x, torch.tensor([float(quality)]))
         _, data = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
         ref = torch.from_numpy(cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1].copy()).permute(2, 0, 1)[None] / 255
         assert ours.shape == x.shape
         assert psnr(ours, ref).item() > 35  # same artefacts as libjpeg's, up to rounding
         assert abs(psnr(ours, x).item() - psnr(ref, x).item()) < 1.0
-    assert psnr(synth.jpeg(x, torch.tensor([30.0])), x) < psnr(synth.jpeg(x, torch.tensor([90.0])), x)
+    assert psnr(jpeg(x, torch.tensor([30.0])), x) < psnr(jpeg(x, torch.tensor([90.0])), x)
 
 
 def test_same_seed_same_batch_and_presets_differ() -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -56,9 +57,9 @@ def run_training(config: TrainConfig, options: RunOptions, quiet: bool) -> int:
         f"loss {config.loss}, {config.steps} steps" + (f", resuming at step {trainer.step}" if trainer.step else "")
     )
     for data in trainer.train_data:
-        console.print(f"[bold]data[/]   {data.describe()}")
+        console.print(f"[bold]data[/]   {escape(data.describe())}")
     for data in trainer.eval_data:
-        console.print(f"[bold]eval[/]   {data.describe()}")
+        console.print(f"[bold]eval[/]   {escape(data.describe())}")
     progress = _progress(console, "training")
     task = progress.add_task("train", total=config.steps, completed=trainer.step, status="")
 

@@ -16,7 +16,6 @@ weights in fp16) with its `manifest.json` entry.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import csv
 import dataclasses
 import json
@@ -38,11 +37,12 @@ from streamdeblur.errors import InputError, UsageError
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.pipeline.stages import ModelRunner
 from streamdeblur.train import checkpoint
-from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, Sampler, open_dataset
+from streamdeblur.train.batches import Batches
+from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss, recipe_for
-from streamdeblur.train.synth import PRESETS, synthesize
+from streamdeblur.train.synth import PRESETS
 
 # Settings a resumed run may change: they do not touch what is trained. All others must stay.
 CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
@@ -109,54 +109,6 @@ def lr_at(step: int, config: TrainConfig, lr_min: float) -> float:
     """Cosine from `lr` to `lr_min` over the run (RT-Focuser's schedule)."""
     progress = min(step / max(config.steps, 1), 1.0)
     return lr_min + 0.5 * (config.lr - lr_min) * (1 + math.cos(math.pi * progress))
-
-
-def _step_seed(seed: int, step: int) -> int:
-    return (seed * 1_000_003 + step) % 2**63
-
-
-class Batches:
-    """Training batches: step → (blurry, sharp) [B, T, 3, crop, crop] in [0, 1] on `device`."""
-
-    def __init__(self, datasets: list[Dataset], config: TrainConfig, device: torch.device) -> None:
-        self.config = config
-        self.device = device
-        self.blur = PRESETS[config.blur]
-        margin = self.blur.margin(config.frames, (config.crop, config.crop))
-        self.samplers = [Sampler(d, config.frames, config.crop, margin) for d in datasets]
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
-        self._ahead: dict[int, concurrent.futures.Future] = {}
-
-    def _cpu(self, step: int) -> tuple[Sampler, list]:
-        rng = np.random.default_rng([self.config.seed, step])
-        sampler = self.samplers[int(rng.integers(len(self.samplers)))]
-        return sampler, [sampler(rng) for _ in range(self.config.batch)]
-
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        future = self._ahead.pop(step, None)
-        sampler, samples = future.result() if future else self._cpu(step)
-        self._ahead[step + 1] = self._pool.submit(self._cpu, step + 1)
-        config = self.config
-        if not sampler.data.synthetic:
-            blurry = self._upload(np.stack([s.blurry for s in samples]))
-            return blurry, self._upload(np.stack([s.sharp for s in samples]))
-        if all(s.still for s in samples):
-            sharp = self._upload(np.stack([s.sharp[0] for s in samples])[:, None])[:, 0]
-        else:
-            frames = [np.repeat(s.sharp, config.frames, 0) if s.still else s.sharp for s in samples]
-            sharp = self._upload(np.stack(frames))
-        g = torch.Generator(self.device).manual_seed(_step_seed(config.seed, step))
-        return synthesize(sharp, self.blur, config.frames, (config.crop, config.crop), g)
-
-    def _upload(self, array: np.ndarray) -> torch.Tensor:
-        """uint8 [B, T, H, W, 3] → float [B, T, 3, H, W] in [0, 1] on the device."""
-        host = torch.from_numpy(np.ascontiguousarray(array))
-        if self.device.type == "cuda":
-            host = host.pin_memory()
-        return host.to(self.device, non_blocking=True).permute(0, 1, 4, 2, 3).float().div_(255)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _rng_state() -> dict[str, Any]:
