@@ -320,7 +320,6 @@ class Sampler:
 
     def __init__(self, data: Dataset, frames: int, crop: int, margin: int) -> None:
         self.data = data
-        self.frames = frames
         self.size = crop + 2 * margin if data.synthetic else crop
         self.run = frames * max(data.average, 1)
         self._runs: list[np.ndarray] | None = None
