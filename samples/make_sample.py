@@ -2,25 +2,29 @@
 
 Everything is generated here (no external footage): a textured "world" (checkerboards,
 text, rings, a gradient sky, noise), a camera that pans across it, and camera shake rendered
-as real motion blur: many sub-frame views along a smooth random trajectory, averaged in
-linear light. The clip alternates steady and shaky stretches so `--selective` has both
-sharp frames to skip and blurry frames to process. A two-tone AAC track shows that audio is
+as real motion blur by the training toolchain's own renderer (streamdeblur/train/synth.py):
+many sub-frame views along a smooth trajectory, averaged in linear light. The clip
+alternates steady and shaky stretches so `--selective` has both sharp frames to skip and
+blurry frames to process. A two-tone AAC track shows that audio is
 kept. Deterministic (fixed seed); rerun with `python samples/make_sample.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+import torch
+
+from streamdeblur.train import synth
 
 WIDTH, HEIGHT, FPS, SECONDS = 480, 272, 25, 3
-SUBFRAMES = 24
-GAMMA = 2.2
+SHAKE_PX = 10.0
 
 
 def make_world(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -58,48 +62,51 @@ def make_world(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(world + noise, 0, 255).astype(np.uint8)
 
 
-def shake_offsets(frames: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-frame shake amplitude in pixels: steady, shaky, steady, shaky... (smooth ramps)."""
+def shake_envelope(frames: int) -> np.ndarray:
+    """Per-frame shake gain in [0, 1]: steady, shaky, steady, shaky... (smooth ramps)."""
     t = np.arange(frames) / frames
-    return 10.0 * np.clip(np.sin(2 * np.pi * 1.5 * t - 0.5) * 1.6, 0, 1)
+    return np.clip(np.sin(2 * np.pi * 1.5 * t - 0.5) * 1.6, 0, 1)
+
+
+def camera_path(frames: int, rng: np.random.Generator) -> synth.CameraPath:
+    """A slow pan across the world with hand shake of up to 10 px and 0.4 degrees.
+
+    Time is in frame intervals: x shakes at 7 and 13 Hz, y at 5 and 11 Hz, the roll at 3 Hz.
+    The camera starts looking at world point (300, 176) (the world is 1400 x 800).
+    """
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    hz = lambda *f: [x / FPS for x in f]  # noqa: E731
+    amp = [[SHAKE_PX, SHAKE_PX, np.radians(0.4)], [0.6 * SHAKE_PX, 0.6 * SHAKE_PX, 0.0], [0.0, 0.0, 0.0]]
+    freq = [hz(7, 5, 3), hz(13, 11, 0), hz(0, 0, 0)]
+    phases = [[phase[0], phase[2], 0.0], [phase[1], phase[3], 0.0], [0.0, 0.0, 0.0]]
+    tensor = lambda x: torch.tensor(x, dtype=torch.float32)[None]  # noqa: E731
+    return synth.CameraPath(
+        pan=tensor([90 / FPS, 20 / FPS]),
+        offset=tensor([300 - 700, 176 - 400]),
+        shake_amp=tensor(amp),
+        shake_freq=tensor(freq),
+        shake_phase=tensor(phases),
+        spin=torch.zeros(1),
+        zoom=torch.zeros(1),
+        envelope=tensor(shake_envelope(frames)),
+    )
 
 
 def render(world: np.ndarray, frames: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Frames of a slow pan; each frame is the linear-light average of sub-frame views."""
-    linear = (world.astype(np.float32) / 255) ** GAMMA
-    amplitude = shake_offsets(frames, rng)
-    phases = rng.uniform(0, 2 * np.pi, 4)
-    out = []
-    for i in range(frames):
-        acc = np.zeros((HEIGHT, WIDTH, 3), np.float32)
-        for s in range(SUBFRAMES):
-            t = (i + s / SUBFRAMES) / FPS
-            a = amplitude[i]
-            dx = (
-                60
-                + 90 * t
-                + a * np.sin(2 * np.pi * 7 * t + phases[0])
-                + 0.6 * a * np.sin(2 * np.pi * 13 * t + phases[1])
-            )
-            dy = (
-                40
-                + 20 * t
-                + a * np.sin(2 * np.pi * 5 * t + phases[2])
-                + 0.6 * a * np.sin(2 * np.pi * 11 * t + phases[3])
-            )
-            angle = 0.4 * a / 10 * np.sin(2 * np.pi * 3 * t)
-            m = cv2.getRotationMatrix2D((WIDTH / 2, HEIGHT / 2), angle, 1.0)
-            m[:, 2] -= (dx, dy)
-            acc += cv2.warpAffine(linear, m, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        out.append(np.clip((acc / SUBFRAMES) ** (1 / GAMMA) * 255 + 0.5, 0, 255).astype(np.uint8))
-    return out
+    """The clip: streamdeblur's synthetic motion blur (linear-light average of sub-frame
+    views along the camera path, shutter open the whole frame interval), without noise."""
+    config = dataclasses.replace(synth.STATIC, exposure=(1.0, 1.0))
+    source = torch.from_numpy(world).permute(2, 0, 1)[None].float() / 255
+    g = torch.Generator().manual_seed(0)
+    blurry, _ = synth.synthesize(source, config, frames, (HEIGHT, WIDTH), g, path=camera_path(frames, rng))
+    return list((blurry[0] * 255).round().byte().permute(0, 2, 3, 1).numpy())
 
 
 def write(path: Path, frames: list[np.ndarray]) -> None:
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        video.codec_context.options = {"crf": "20", "preset": "slow"}
+        video.codec_context.options = {"crf": "20", "preset": "slow", "threads": "1"}  # threads: same bytes each run
         video.codec_context.colorspace = video.codec_context.color_primaries = video.codec_context.color_trc = 6
         video.codec_context.color_range = 1
         audio = container.add_stream("aac", rate=48000)

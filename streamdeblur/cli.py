@@ -24,6 +24,7 @@ from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.pipeline.runner import RunConfig, run_file
 from streamdeblur.pipeline.stats import write_report
+from streamdeblur.train.commands import eval_from_options, eval_options, train_from_options, train_options
 
 PROG = "streamdeblur"
 
@@ -152,6 +153,9 @@ def cli() -> None:
       streamdeblur live SOURCE [-o OUTPUT]     a camera or stream (see `streamdeblur live --help`)
       streamdeblur models                      available models
       streamdeblur bench --model M --size WxH  time a model
+      streamdeblur train / eval                train a model, measure it
+      streamdeblur import-weights SRC          official checkpoint → .safetensors
+      streamdeblur compare IN OUT -o SBS.png   look at the difference
     """
 
 
@@ -370,6 +374,57 @@ def bench_command(
             f"[bold]{result['latency_ms']:.1f} ms[/] ({result['fps']:.2f} fps, {result['tflops']:.2f} TFLOP/s)"
         )
     click.echo(json.dumps(result))
+    return EXIT_OK
+
+
+@cli.command("train")
+@train_options
+def train_command(**options: Any) -> int:
+    """Train a model on your data; writes checkpoints, logs and .safetensors weights to --out."""
+    return train_from_options(options)
+
+
+@cli.command("eval")
+@eval_options
+def eval_command(**options: Any) -> int:
+    """PSNR, SSIM and sharpness of a model's output against ground truth, with the input's."""
+    return eval_from_options(options)
+
+
+@cli.command("import-weights")
+@click.argument("src", metavar="SRC")
+@click.option("--model", required=True, type=click.Choice(model_names()))
+@click.option("-o", "--output", required=True, metavar="PATH.safetensors", help="Converted weights.")
+@click.option("--half", is_flag=True, help="Store fp16 (half the size; no longer bit-exact).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def import_weights_command(src: str, model: str, output: str, half: bool, overwrite: bool, debug: bool) -> int:
+    """Convert an official checkpoint (UHDVD release directory, RT-Focuser .pth) to our format."""
+    from streamdeblur.importer import import_weights
+
+    entry = import_weights(src, model, output, half, overwrite)
+    Console(stderr=True, highlight=False).print(
+        f"[green]imported[/] {entry['source']['format']} {src} → {output} ({entry['precision']}, manifest updated)"
+    )
+    return EXIT_OK
+
+
+@cli.command("compare")
+@click.argument("input", metavar="INPUT")
+@click.argument("output_", metavar="OUTPUT")
+@click.option("-o", "--dest", required=True, metavar="SIDE_BY_SIDE", help="An image (.png) or video (.mp4) file.")
+@click.option("--edges", is_flag=True, help="Add a panel of edges: input red, output green.")
+@click.option("--frame", type=click.IntRange(0), default=None, help="For an image of videos: which frame.")
+@click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
+@click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT_CRF, show_default=True)
+@click.option("--codec", default=DEFAULT_CODEC, show_default=True)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def compare_command(input: str, output_: str, dest: str, edges: bool, frame: int | None, **o: Any) -> int:
+    """Side by side: INPUT | OUTPUT (| edges), each with its blur score."""
+    from streamdeblur.compare import compare
+
+    count = compare(input, output_, dest, edges, frame, o["overwrite"], EncodeOptions(codec=o["codec"], crf=o["crf"]))
+    Console(stderr=True, highlight=False).print(f"[green]done[/]  {count} frame(s) → {dest}")
     return EXIT_OK
 
 

@@ -1,0 +1,1 @@
+"""Training and evaluation toolchain: synthetic blur, dataset readers, losses, the training loop."""

@@ -1,0 +1,68 @@
+"""Training batches: a pure function of (seed, step), prepared a step ahead.
+
+The step's numpy generator picks the dataset, clips, crops and flips (on a background
+thread: file reading and cropping), its torch generator on the training device draws the
+synthetic blur, so the GPU blurs its own data and a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from streamdeblur.train.datasets import Dataset, Sample, Sampler
+from streamdeblur.train.synth import PRESETS, synthesize
+
+if TYPE_CHECKING:
+    from streamdeblur.train.loop import TrainConfig
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % 2**63
+
+
+class Batches:
+    """Training batches: step → (blurry, sharp) [B, T, 3, crop, crop] in [0, 1] on `device`."""
+
+    def __init__(self, datasets: list[Dataset], config: TrainConfig, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.blur = PRESETS[config.blur]
+        margin = self.blur.margin(config.frames, (config.crop, config.crop))
+        self.samplers = [Sampler(d, config.frames, config.crop, margin) for d in datasets]
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+        self._ahead: dict[int, concurrent.futures.Future] = {}
+
+    def _cpu(self, step: int) -> tuple[Sampler, list[Sample]]:
+        rng = np.random.default_rng([self.config.seed, step])
+        sampler = self.samplers[int(rng.integers(len(self.samplers)))]
+        return sampler, [sampler(rng) for _ in range(self.config.batch)]
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        future = self._ahead.pop(step, None)
+        sampler, samples = future.result() if future else self._cpu(step)
+        self._ahead[step + 1] = self._pool.submit(self._cpu, step + 1)
+        config = self.config
+        if not sampler.data.synthetic:
+            blurry = self._upload(np.stack([s.blurry for s in samples]))
+            return blurry, self._upload(np.stack([s.sharp for s in samples]))
+        if all(s.still for s in samples):
+            sharp = self._upload(np.stack([s.sharp[0] for s in samples])[:, None])[:, 0]
+        else:
+            frames = [np.repeat(s.sharp, config.frames, 0) if s.still else s.sharp for s in samples]
+            sharp = self._upload(np.stack(frames))
+        g = torch.Generator(self.device).manual_seed(_step_seed(config.seed, step))
+        return synthesize(sharp, self.blur, config.frames, (config.crop, config.crop), g)
+
+    def _upload(self, array: np.ndarray) -> torch.Tensor:
+        """uint8 [B, T, H, W, 3] → float [B, T, 3, H, W] in [0, 1] on the device."""
+        host = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        return host.to(self.device, non_blocking=True).permute(0, 1, 4, 2, 3).float().div_(255)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

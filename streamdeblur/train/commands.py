@@ -1,0 +1,276 @@
+"""`streamdeblur train` and `streamdeblur eval`: their options and what they do (cli.py
+registers them as commands).
+
+Both talk to the user on stderr (rich progress, a summary table) and keep stdout for JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from streamdeblur import hardware
+from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from streamdeblur.hardware import PRECISIONS
+from streamdeblur.models import create_model, get_spec, model_names
+from streamdeblur.pipeline.stages import ModelRunner
+from streamdeblur.train import checkpoint
+from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
+from streamdeblur.train.evaluate import EvalOptions, evaluate
+from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
+from streamdeblur.train.losses import PIXEL_LOSSES
+from streamdeblur.train.synth import PRESETS
+from streamdeblur.weights import resolve_weights
+
+
+def _console(quiet: bool) -> Console:
+    return Console(stderr=True, highlight=False, quiet=quiet)
+
+
+def _progress(console: Console, label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold blue]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    )
+
+
+def run_training(config: TrainConfig, options: RunOptions, quiet: bool) -> int:
+    """Train (or resume), showing step, loss, steps/s and ETA; returns the exit code."""
+    console = _console(quiet)
+    trainer = Trainer(config, options)
+    config = trainer.config
+    console.print(
+        f"[bold]train[/]  {config.model} on {hardware.describe_device(trainer.device)}, "
+        f"batch {config.batch} x {config.frames} frame(s) of {config.crop}px, lr {config.lr:g}, "
+        f"loss {config.loss}, {config.steps} steps" + (f", resuming at step {trainer.step}" if trainer.step else "")
+    )
+    for data in trainer.train_data:
+        console.print(f"[bold]data[/]   {escape(data.describe())}")
+    for data in trainer.eval_data:
+        console.print(f"[bold]eval[/]   {escape(data.describe())}")
+    progress = _progress(console, "training")
+    task = progress.add_task("train", total=config.steps, completed=trainer.step, status="")
+
+    def on_log(t: Trainer, row: dict[str, float]) -> None:
+        status = f"loss {row['loss']:.4g} · {row['steps_per_s']:.2f} steps/s"
+        progress.update(task, completed=row["step"], status=status)
+        if not console.is_terminal:  # a log file: one line per --log-every instead of a live bar
+            console.print(f"step {row['step']}/{config.steps} {status} · {row['elapsed_s']:.0f} s")
+
+    with progress:
+        summary = trainer.run(on_log=on_log)
+    console.print(_train_summary(summary, options.out))
+    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_OK
+
+
+def _train_summary(summary: dict[str, Any], out: Path) -> str:
+    status = summary["status"]
+    if status != "finished":
+        why = "time limit" if status == "time-limit" else "interrupted"
+        return (
+            f"[yellow]stopped[/] at step {summary['step']} ({why}); continue with `streamdeblur train --resume {out}`"
+        )
+    line = f"[green]done[/]  {summary['step']} steps → {out}"
+    final = summary["final_eval"]
+    if final:
+        p = final["psnr"]
+        line += f"\n      test PSNR {p['input']:.2f} → {p['output']:.2f} dB ({p['gain']:+.2f})"
+        line += f" on {final['frames']} frames"
+    return line
+
+
+def resume_out(resume: Path) -> Path:
+    """The run folder of `--resume PATH` (a run folder or one of its checkpoints)."""
+    folder = checkpoint.latest(resume)
+    return folder.parent.parent
+
+
+def default_out(model: str | None) -> Path:
+    if not model:
+        raise UsageError("--model is required (unless resuming a run with --resume)")
+    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_eval(
+    model: str,
+    weights: str | None,
+    data: list[str],
+    split: str,
+    options: EvalOptions,
+    device: str,
+    precision: str,
+    average: int,
+    as_json: bool,
+    output: Path | None,
+    quiet: bool,
+) -> int:
+    """Evaluate and show a table (stderr) and/or JSON (stdout, --json; a file, --output)."""
+    if not data:
+        raise UsageError("give evaluation data with --data (see `streamdeblur eval --help`)")
+    console = _console(quiet or as_json)
+    dev = hardware.resolve_device(device)
+    prec = hardware.resolve_precision(precision, dev)
+    spec = get_spec(model)
+    path = resolve_weights(spec, weights or "default")
+    datasets = [open_dataset(spec_, split, average) for spec_ in data]
+    runner = ModelRunner(create_model(spec.name, weights=path).for_inference(), spec, dev, prec)
+    progress = _progress(console, "evaluating")
+    task = progress.add_task("eval", total=None, status="")
+    with progress:
+        report = evaluate(runner, datasets, options, on_frame=lambda n: progress.update(task, completed=n))
+    header = {
+        "model": spec.name,
+        "weights": str(path),
+        "device": str(dev),
+        "precision": prec,
+        "split": split,
+        "blur": options.blur if any(d.synthetic for d in datasets) else None,
+        "seed": options.seed,
+    }
+    report = {**header, **report}
+    for table in eval_tables(report):
+        console.print(table)
+    text = json.dumps(report, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    if as_json:
+        print(text)
+    return EXIT_OK
+
+
+def eval_tables(report: dict[str, Any]) -> list[Table]:
+    """A table per dataset (and one for all of them): metrics down, input/output/gain across."""
+    model = f"{report['model']} ({Path(report['weights']).name})"
+    blocks = report["datasets"] + ([{"data": "all", **report}] if len(report["datasets"]) > 1 else [])
+    tables = []
+    for r in blocks:
+        table = Table(
+            title=f"{model} on {r['data']}, {report['split']} split",
+            caption=f"{r['frames']} frames, {r['ms_per_frame']:.1f} ms per frame",
+        )
+        for column in ("", "input", "output", "gain", "ground truth"):
+            table.add_column(column, justify="left" if not column else "right")
+        p, s, sh = r["psnr"], r["ssim"], r["sharpness"]
+        table.add_row("PSNR (dB)", f"{p['input']:.2f}", f"{p['output']:.2f}", f"{p['gain']:+.2f}", "")
+        table.add_row("SSIM", f"{s['input']:.4f}", f"{s['output']:.4f}", f"{s['gain']:+.4f}", "")
+        table.add_row("sharpness", f"{sh['input']:.0f}", f"{sh['output']:.0f}", "", f"{sh['ground_truth']:.0f}")
+        tables.append(table)
+    return tables
+
+
+# -- click options (the commands themselves are in cli.py) ---------------------------------------
+
+BLURS = click.Choice(list(PRESETS))
+AVERAGE_HELP = "Frames averaged per blurry frame, odd (average: data)."
+DATA_HELP = (
+    "repeatable. KIND: gopro, gopro-gamma, reds, dvd, paired (blur/ + sharp/), sharp (images and videos, "
+    "blurred on the fly), average (clips, consecutive frames averaged); detected from the folder if left out."
+)
+
+
+def _apply(fn: Callable, options: list[Callable]) -> Callable:
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def train_options(fn: Callable) -> Callable:
+    """Options of `streamdeblur train`; hyper-parameters left out come from the model's recipe."""
+    path = click.Path(path_type=Path)
+    return _apply(
+        fn,
+        [
+            click.option("--model", default=None, type=click.Choice(model_names()), help="Model to train."),
+            click.option("--data", multiple=True, metavar="[KIND:]PATH", help="Training data, " + DATA_HELP),
+            click.option("--steps", type=click.IntRange(1), default=None, help="Optimizer steps."),
+            click.option("--batch", type=click.IntRange(1), default=None, help="Sequences per step [recipe]."),
+            click.option("--crop", type=click.IntRange(16), default=None, help="Square crop, pixels [recipe]."),
+            click.option("--frames", type=click.IntRange(1), default=None, help="Frames per sequence [recipe]."),
+            click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate."),
+            click.option("--loss", type=click.Choice(list(PIXEL_LOSSES)), default=None, help="Pixel loss [paper's]."),
+            click.option("--blur", default="default", show_default=True, type=BLURS, help="Synthetic blur preset."),
+            click.option(
+                "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
+            ),
+            click.option("--seed", default=0, show_default=True, type=int),
+            click.option("--ema", default=0.999, show_default=True, type=click.FloatRange(0, 1, max_open=True)),
+            click.option("--init", default=None, metavar="WEIGHTS", help="Start from these weights (fine-tune)."),
+            click.option("--checkpoint-every", default=500, show_default=True, type=click.IntRange(1)),
+            click.option("--keep", default=2, show_default=True, type=click.IntRange(1), help="Checkpoints kept."),
+            click.option("--log-every", default=10, show_default=True, type=click.IntRange(1)),
+            click.option("--eval-data", multiple=True, metavar="[KIND:]PATH", help="Test data [--data's test split]."),
+            click.option("--no-eval", is_flag=True, help="No evaluation."),
+            click.option("--eval-every", default=0, type=click.IntRange(0), help="Also evaluate every N steps."),
+            click.option("--eval-max", default=16, show_default=True, type=click.IntRange(1), help="Clips per set."),
+            click.option("--eval-crop", default=None, type=click.IntRange(16), help="Evaluate centre crops."),
+            click.option("-o", "--out", type=path, default=None, help="Run folder [runs/MODEL-TIME]."),
+            click.option("--resume", type=click.Path(exists=True, path_type=Path), help="Continue this run."),
+            click.option("--export", type=path, default=None, help="Also write the weights (and manifest) here."),
+            click.option("--device", default="auto", show_default=True),
+            click.option("--time-limit", type=click.FloatRange(0), help="Seconds; stop at the last checkpoint in it."),
+            click.option("-q", "--quiet", is_flag=True, help="Only errors."),
+            click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
+        ],
+    )
+
+
+def train_from_options(o: dict[str, Any]) -> int:
+    out = o["out"] or (resume_out(o["resume"]) if o["resume"] else default_out(o["model"]))
+    config = TrainConfig(
+        model=o["model"],
+        data=list(o["data"]) or None,
+        steps=o["steps"],
+        eval_data=[] if o["no_eval"] else (list(o["eval_data"]) or None),
+        **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema", "init")},
+        **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
+    )
+    options = RunOptions(out, o["device"], o["resume"], o["time_limit"], o["export"])
+    return run_training(config, options, o["quiet"])
+
+
+def eval_options(fn: Callable) -> Callable:
+    """Options of `streamdeblur eval`."""
+    return _apply(
+        fn,
+        [
+            click.option("--model", required=True, type=click.Choice(model_names())),
+            click.option("--weights", default=None, metavar="PATH", help="Weights [the default weights]."),
+            click.option("--data", multiple=True, metavar="[KIND:]PATH", help="Test data, " + DATA_HELP),
+            click.option("--split", default="test", show_default=True, type=click.Choice(list(SPLITS))),
+            click.option("--blur", default="default", show_default=True, type=BLURS, help="For sharp-only data."),
+            click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic blur."),
+            click.option("--frames", default=1, show_default=True, type=click.IntRange(1), help="Frames per still."),
+            click.option(
+                "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
+            ),
+            click.option("--crop", default=None, type=click.IntRange(16), help="Centre crops of this size."),
+            click.option("--max-clips", default=None, type=click.IntRange(1), help="Clips per dataset."),
+            click.option("--max-frames", default=None, type=click.IntRange(1), help="Frames per clip."),
+            click.option("--device", default="auto", show_default=True),
+            click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS)),
+            click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout, no table."),
+            click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON."),
+            click.option("-q", "--quiet", is_flag=True, help="Only errors."),
+            click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
+        ],
+    )
+
+
+def eval_from_options(o: dict[str, Any]) -> int:
+    options = EvalOptions(**{k: o[k] for k in ("blur", "seed", "frames", "crop", "max_clips", "max_frames")})
+    return run_eval(
+        o["model"], o["weights"], list(o["data"]), o["split"], options, o["device"], o["precision"], o["average"],
+        o["as_json"], o["output"], o["quiet"],
+    )  # fmt: skip

@@ -1,0 +1,453 @@
+"""`streamdeblur train`: the training loop.
+
+Every batch is a pure function of (seed, step): the step's numpy and torch generators pick
+the data, crops, flips and synthetic blur. Together with checkpoints that are
+synchronisation points (checkpoint.py), a run stopped at any checkpoint and resumed is
+bit-identical to one that never stopped. Batches are prepared one step ahead on a
+background thread (file reading, cropping), and blurred on the training device, so data
+never holds the GPU up. On CUDA the forward pass runs under bf16 autocast with channels_last
+maps; weights, optimizer and loss stay float32.
+
+A run folder holds `checkpoints/`, `log.csv` (one row per --log-every steps), `eval.csv`,
+`run.json` (settings, history, evaluations) and at the end `<model>.safetensors` (the EMA
+weights in fp16) with its `manifest.json` entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import json
+import math
+import random
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from streamdeblur import hardware, weights
+from streamdeblur.errors import InputError, UsageError
+from streamdeblur.models import create_model, get_spec
+from streamdeblur.pipeline.stages import ModelRunner
+from streamdeblur.train import checkpoint
+from streamdeblur.train.batches import Batches
+from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, open_dataset
+from streamdeblur.train.evaluate import EvalOptions, evaluate
+from streamdeblur.train.losses import PIXEL_LOSSES
+from streamdeblur.train.recipes import batch_loss, recipe_for
+from streamdeblur.train.synth import PRESETS
+
+# Settings a resumed run may change: they do not touch what is trained. All others must stay.
+CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: list[str]
+    steps: int
+    batch: int | None = None  # None: the model's recipe
+    crop: int | None = None
+    frames: int | None = None
+    lr: float | None = None
+    loss: str | None = None
+    blur: str = "default"
+    average: int = DEFAULT_AVERAGE
+    seed: int = 0
+    ema: float = 0.999
+    init: str | None = None
+    checkpoint_every: int = 500
+    keep: int = 2
+    log_every: int = 10
+    eval_data: list[str] | None = None  # None: the training data's test split
+    eval_every: int = 0
+    eval_max: int | None = 16  # clips per dataset in evaluations during and after training
+    eval_crop: int | None = None
+
+    def resolved(self) -> TrainConfig:
+        """Unset hyper-parameters filled in from the model's recipe."""
+        if not self.model:
+            raise UsageError("--model is required (unless resuming a run with --resume)")
+        recipe = recipe_for(get_spec(self.model))
+        fill = {k: getattr(recipe, k) for k in ("batch", "crop", "frames", "lr", "loss") if getattr(self, k) is None}
+        config = dataclasses.replace(self, **fill)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        for name in ("model", "data", "steps"):
+            if not getattr(self, name):
+                raise UsageError(f"--{name} is required (unless resuming a run with --resume)")
+        if self.loss not in PIXEL_LOSSES:
+            raise UsageError(f"unknown loss {self.loss!r} (use {', '.join(PIXEL_LOSSES)})")
+        if self.blur not in PRESETS:
+            raise UsageError(f"unknown blur preset {self.blur!r} (use {', '.join(PRESETS)})")
+        if self.crop < 16:
+            raise UsageError("--crop must be at least 16")
+
+
+@dataclass
+class RunOptions:
+    """How this invocation runs; none of it changes what is computed."""
+
+    out: Path
+    device: str = "auto"
+    resume: Path | None = None
+    time_limit: float | None = None  # seconds: stop at the last checkpoint that fits
+    export: Path | None = None
+    command: str = field(default_factory=lambda: shlex.join(["streamdeblur", *sys.argv[1:]]))
+
+
+def lr_at(step: int, config: TrainConfig, lr_min: float) -> float:
+    """Cosine from `lr` to `lr_min` over the run (RT-Focuser's schedule)."""
+    progress = min(step / max(config.steps, 1), 1.0)
+    return lr_min + 0.5 * (config.lr - lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def _rng_state() -> dict[str, Any]:
+    """The global generators' states as JSON (nothing here is unpickled on resume)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+        "python": [version, list(internal), gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    decode = lambda text: torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)  # noqa: E731
+    torch.set_rng_state(decode(state["torch"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([decode(s) for s in state["cuda"]])
+
+
+class Trainer:
+    """One training run: model, EMA, optimizer, data, logs and checkpoints in `options.out`."""
+
+    def __init__(self, config: TrainConfig, options: RunOptions) -> None:
+        self.options = options
+        self.out = options.out
+        self.device = hardware.resolve_device(options.device)
+        resume_from = checkpoint.latest(options.resume) if options.resume else None
+        tensors, state = checkpoint.load(resume_from) if resume_from else ({}, {})
+        if state:
+            config = _merge(TrainConfig(**state["config"]), config)
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise UsageError(f"--out {self.out} exists and is not empty (use --resume {self.out} to continue it)")
+        self.config = config = config.resolved()
+        self.spec = get_spec(config.model)
+        self.recipe = recipe_for(self.spec)
+        self.cuda = self.device.type == "cuda"
+        self.channels_last = self.cuda and self.recipe.channels_last
+        self.train_data = [open_dataset(spec, "train", config.average) for spec in config.data]
+        self.eval_data = self._open_eval_data()
+        self.batches = Batches(self.train_data, config, self.device)
+        torch.manual_seed(config.seed)
+        self.model = create_model(config.model, weights=config.init).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.params = {name for name, _ in self.model.named_parameters()}
+        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if config.ema else None
+        # fused: one kernel for all tensors (per-tensor Adam costs more than RT-Focuser's step on a CPU)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        self.pixel = PIXEL_LOSSES[config.loss]
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.evals: list[dict[str, Any]] = []
+        if resume_from:
+            self._restore(tensors, state)
+
+    def _open_eval_data(self) -> list[Dataset]:
+        """The test split to evaluate on: --eval-data, or the training data's own test split
+        where it has one (no evaluation where it has none and none was asked for)."""
+        specs = self.config.eval_data
+        if specs is not None:
+            return [open_dataset(spec, "test", self.config.average) for spec in specs]
+        found = []
+        for spec in self.config.data:
+            try:
+                found.append(open_dataset(spec, "test", self.config.average))
+            except InputError:
+                continue
+        return found
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _moments(self) -> dict[str, dict[str, torch.Tensor]]:
+        names = {param: name for name, param in self.model.named_parameters()}
+        moments: dict[str, dict[str, torch.Tensor]] = {"exp_avg": {}, "exp_avg_sq": {}}
+        for param, state in self.optimizer.state.items():
+            for kind in moments:
+                moments[kind][names[param]] = state[kind]
+        return moments
+
+    def _load(self, model: dict, ema: dict | None, moments: dict, adam_step: float | None) -> None:
+        """Put (settled or loaded) tensors into the live model, EMA and optimizer."""
+        self.model.load_state_dict(model)
+        if ema is not None:
+            self.ema = {k: v.to(self.device) for k, v in ema.items()}
+        for name, param in self.model.named_parameters():
+            if name in moments.get("exp_avg", {}):
+                self.optimizer.state[param] = {
+                    "step": torch.tensor(adam_step, dtype=torch.float32, device=param.device),
+                    "exp_avg": moments["exp_avg"][name].to(self.device),
+                    "exp_avg_sq": moments["exp_avg_sq"][name].to(self.device),
+                }
+
+    def _restore(self, tensors: dict, state: dict) -> None:
+        self._load(*checkpoint.unpack(tensors), state["adam_step"])
+        self.step = state["step"]
+        self.history = state["history"]
+        self.evals = state["evals"]
+        _set_rng_state(state["rng"])
+        _truncate_csv(self.out / "log.csv", self.step)
+        _truncate_csv(self.out / "eval.csv", self.step)
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint and continue from exactly what it holds (checkpoint.py)."""
+        adam_step = next((float(s["step"]) for s in self.optimizer.state.values()), None)
+        packed = checkpoint.pack(self.model.state_dict(), self.ema, self._moments(), self.params)
+        state = {
+            "step": self.step,
+            "adam_step": adam_step,
+            "config": dataclasses.asdict(self.config),
+            "history": self.history,
+            "evals": self.evals,
+            "rng": _rng_state(),
+        }
+        folder = checkpoint.save(checkpoint.checkpoint_dir(self.out, self.step), packed, state, self.config.keep)
+        self._load(*checkpoint.settle(packed), adam_step)
+        return folder
+
+    # -- training -------------------------------------------------------------------------------
+
+    def _update_ema(self) -> None:
+        """EMA of the weights and of the BatchNorm statistics (decay warming up as
+        (1+t)/(10+t)); counters are copied. Statistics copied from the live model instead
+        would follow its last few batches, and the exported model would evaluate noisily."""
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        live = self.model.state_dict()
+        floats = [name for name, value in live.items() if value.is_floating_point()]
+        with torch.no_grad():
+            torch._foreach_lerp_([self.ema[k] for k in floats], [live[k] for k in floats], 1 - decay)
+            for name, value in live.items():
+                if not value.is_floating_point():
+                    self.ema[name].copy_(value)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step; returns the loss and its terms (detached, on the device)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.config, self.recipe.lr_min)
+        blurry, sharp = self.batches(self.step)
+        self.model.train()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            loss, parts = batch_loss(
+                self.model, self.spec, self.recipe, blurry, sharp, self.pixel, channels_last=self.channels_last
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        if self.ema is not None:
+            self._update_ema()
+        return {"loss": loss.detach(), **parts}
+
+    def export_model(self) -> torch.nn.Module:
+        """The weights a user gets: the EMA (if kept), as an eval-mode CPU model."""
+        model = create_model(self.config.model)
+        model.load_state_dict({k: v.cpu() for k, v in (self.ema or self.model.state_dict()).items()})
+        return model.eval()
+
+    def run_eval(self) -> dict[str, Any]:
+        """Evaluate the exported weights on the test split; logged to eval.csv and run.json."""
+        precision = hardware.resolve_precision("auto", self.device)
+        runner = ModelRunner(self.export_model().for_inference(), self.spec, self.device, precision)
+        config = self.config
+        options = EvalOptions(blur=config.blur, seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max)
+        report = evaluate(runner, self.eval_data, options)
+        entry = {
+            "step": self.step,
+            "psnr_input": report["psnr"]["input"],
+            "psnr_output": report["psnr"]["output"],
+            "psnr_gain": report["psnr"]["gain"],
+            "ssim_input": report["ssim"]["input"],
+            "ssim_output": report["ssim"]["output"],
+            "frames": report["frames"],
+        }
+        self.evals.append(entry)
+        _append_csv(self.out / "eval.csv", entry)
+        return report
+
+    def run(self, on_log: Callable[[Trainer, dict[str, float]], None] | None = None) -> dict[str, Any]:
+        """Train to `config.steps`, or stop early; returns the run summary (also in run.json).
+
+        With a time limit the run stops at the last checkpoint after which another
+        checkpoint interval would not fit (so its resumption is exact); Ctrl-C stops at once
+        and saves where it is.
+        """
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        start, start_step = time.monotonic(), self.step
+        sums: dict[str, torch.Tensor] = {}
+        count, last_log = 0, start
+        status, final_eval = "finished", None
+        try:
+            if self.step == 0 and config.eval_every and self.eval_data:
+                self.run_eval()
+                last_log = time.monotonic()
+            while self.step < config.steps:
+                for key, value in self.train_step().items():
+                    sums[key] = sums.get(key, 0) + value
+                count += 1
+                if self.step % config.log_every == 0 or self.step == config.steps:
+                    now = time.monotonic()
+                    row = {"step": self.step, **{k: float(v) / count for k, v in sums.items()}}
+                    row["lr"] = lr_at(self.step - 1, config, self.recipe.lr_min)
+                    row["steps_per_s"] = count / (now - last_log)
+                    row["elapsed_s"] = now - start
+                    self.history.append(row)
+                    _append_csv(self.out / "log.csv", row)
+                    sums, count, last_log = {}, 0, now
+                    if on_log:
+                        on_log(self, row)
+                if self.step >= config.steps:
+                    break
+                if config.eval_every and self.step % config.eval_every == 0 and self.eval_data:
+                    self.run_eval()
+                if self.step % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    if self._out_of_time(start, start_step):
+                        status = "time-limit"
+                        break
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            self.batches.close()
+        if status != "time-limit" and (self.step > start_step or status == "interrupted"):
+            self.save_checkpoint()
+        if status == "finished":
+            if self.eval_data:
+                final_eval = self.run_eval()
+            self.write_weights(final_eval)
+        summary = {
+            "status": status,
+            "step": self.step,
+            "config": dataclasses.asdict(config),
+            "command": self.options.command,
+            "history": self.history,
+            "evals": self.evals,
+            "final_eval": final_eval,
+        }
+        (self.out / "run.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def _out_of_time(self, start: float, start_step: int) -> bool:
+        """Would another checkpoint interval overrun --time-limit (at this run's pace)?"""
+        limit = self.options.time_limit
+        if limit is None:
+            return False
+        elapsed = time.monotonic() - start
+        per_step = elapsed / max(self.step - start_step, 1)
+        return elapsed + per_step * self.config.checkpoint_every > limit
+
+    def write_weights(self, final_eval: dict[str, Any] | None) -> Path:
+        """`<out>/<model>.safetensors` (fp16 EMA weights) and its manifest entry; --export too."""
+        path = self.out / self.spec.weights_file
+        model = self.export_model()
+        meta = {"steps": str(self.step), "data": ",".join(self.config.data)}
+        weights.save_weights(model.state_dict(), path, self.spec, metadata=meta, half=True)
+        entry = self.manifest_entry(final_eval)
+        weights.update_manifest(self.out, path.name, entry)
+        if self.options.export:
+            export = self.options.export
+            export.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, export)
+            weights.update_manifest(export.parent, export.name, entry)
+        return path
+
+    def manifest_entry(self, final_eval: dict[str, Any] | None) -> dict[str, Any]:
+        config = self.config
+        losses = [{"step": r["step"], "loss": r["loss"]} for r in self.history]
+        stride = max(1, len(losses) // 20)
+        entry: dict[str, Any] = {
+            "model": config.model,
+            "origin": "trained",
+            "precision": "fp16",
+            "data": config.data,
+            "steps": self.step,
+            "recipe": {
+                "batch": config.batch,
+                "crop": config.crop,
+                "frames": config.frames,
+                "lr": config.lr,
+                "lr_min": self.recipe.lr_min,
+                "schedule": "cosine",
+                "loss": config.loss,
+                "blur": config.blur,
+                "ema": config.ema,
+                "seed": config.seed,
+                "init": config.init,
+            },
+            "losses": losses[::stride] + ([losses[-1]] if losses and (len(losses) - 1) % stride else []),
+            "command": self.options.command,
+        }
+        if final_eval is not None:
+            entry["eval"] = {
+                "data": [d["data"] for d in final_eval["datasets"]],
+                "split": "test",
+                "blur": config.blur,
+                "frames": final_eval["frames"],
+                "psnr": final_eval["psnr"],
+                "ssim": final_eval["ssim"],
+            }
+        return entry
+
+
+def _merge(stored: TrainConfig, given: TrainConfig) -> TrainConfig:
+    """The stored settings of a resumed run, with the CHANGEABLE ones that were given;
+    any other setting given must agree with the stored one."""
+    changes = {}
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(given, f.name)
+        if value is None or value == f.default or value == getattr(stored, f.name):
+            continue
+        if f.name not in CHANGEABLE:
+            raise UsageError(
+                f"--resume: this run was started with {f.name}={getattr(stored, f.name)!r}; "
+                f"{value!r} would not continue the same run (leave it out to keep it)"
+            )
+        changes[f.name] = value
+    return dataclasses.replace(stored, **changes)
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _truncate_csv(path: Path, step: int) -> None:
+    """Drop rows logged after `step` (a run that went on past its last checkpoint)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+    path.write_text("".join(kept))

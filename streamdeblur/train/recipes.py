@@ -1,0 +1,85 @@
+"""Per-model training recipes (models.md): default hyper-parameters and the loss of one batch.
+
+RT-Focuser (§2.5): Adam 1e-4, cosine to 1e-6, batch 4, crop 256, MSE of the clamped output,
+one frame at a time. UHDVD (§1.6): Adam 1e-4, batch 1, crop 512, trained recurrently (the
+detached previous output is the next frame's `prev`; the first frame of a sequence uses
+itself) with the per-level loss 0.7/0.15/0.1/0.05 plus TV. Deviations, for training on
+synthetic data in short runs: sequences of 4 frames instead of whole videos, and a cosine
+schedule instead of UHDVD's step decay. Models without a recipe get the generic one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from streamdeblur.models.registry import DeblurModel, ModelSpec
+from streamdeblur.models.uhdvd import pil_resize
+from streamdeblur.train.losses import PixelLoss, levels_loss
+
+
+@dataclass(frozen=True)
+class Recipe:
+    lr: float = 1e-4
+    lr_min: float = 1e-6
+    batch: int = 4
+    crop: int = 256
+    frames: int = 1
+    loss: str = "mse"
+    multi_level: bool = False  # UHDVD's per-level loss through `forward_levels`
+    channels_last: bool = True  # UHDVD's patch split/stitch needs contiguous NCHW maps
+
+
+RECIPES = {
+    "rt-focuser": Recipe(),
+    "uhdvd": Recipe(batch=1, crop=512, frames=4, multi_level=True, channels_last=False),
+}
+
+
+def recipe_for(spec: ModelSpec) -> Recipe:
+    return RECIPES.get(spec.name, Recipe(frames=4 if spec.recurrent else 1))
+
+
+def batch_loss(
+    model: DeblurModel,
+    spec: ModelSpec,
+    recipe: Recipe,
+    blurry: torch.Tensor,
+    sharp: torch.Tensor,
+    pixel: PixelLoss,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of a batch of sequences [B, T, 3, h, w] and its terms (detached), for the log.
+
+    Recurrent models run the frames in order, each getting the previous (detached) output;
+    single-frame models see the T frames as a batch of B*T.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if not spec.recurrent:
+        out = model(blurry.flatten(0, 1).contiguous(memory_format=fmt)).float()
+        return pixel(out.clamp(0, 1), sharp.flatten(0, 1)), {}
+    total, parts, prev = torch.zeros((), device=blurry.device), {}, None
+    frames = blurry.shape[1]
+    for t in range(frames):
+        x, y = blurry[:, t].contiguous(memory_format=fmt), sharp[:, t]
+        if recipe.multi_level:
+            levels = model.forward_levels(x, prev)
+            loss, terms = levels_loss(levels, _pyramid(y, levels[1].shape[-2:]), pixel)
+            out = F.interpolate(levels[0], size=x.shape[-2:], mode="bilinear", align_corners=False) + 0.5
+        else:
+            out = model(x, prev)
+            loss, terms = pixel(out.float().clamp(0, 1), y), {}
+        prev = out.detach().float()
+        total = total + loss / frames
+        for key, value in terms.items():
+            parts[key] = parts.get(key, 0) + value / frames
+    return total, parts
+
+
+def _pyramid(sharp: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
+    """UHDVD's targets: the sharp frame stretched to the x128 size, then PIL-resized to 1/2, 1/4, 1/8."""
+    h, w = size
+    full = pil_resize(torch.round(sharp.float() * 255).int(), (h, w))
+    return [lv.float() / 255 for lv in [full] + [pil_resize(full, (h >> k, w >> k)) for k in (1, 2, 3)]]

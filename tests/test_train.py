@@ -1,0 +1,188 @@
+"""Training: the loss falls, resuming is exact, checkpoints are small, outputs are complete."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from media import texture
+from safetensors import safe_open
+from safetensors.torch import load_file
+from test_cli import assert_one_line_error, run_cli
+
+from streamdeblur.models import create_model, get_spec
+from streamdeblur.train import checkpoint
+from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
+from streamdeblur.weights import read_manifest, sha256
+
+
+@pytest.fixture(scope="module")
+def sharp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sharp 'photos' (textures at several scales); photo19 and photo25 are the held-out test split."""
+    folder = tmp_path_factory.mktemp("sharp")
+    for i in range(14, 26):
+        image = cv2.resize(
+            texture(60, 50, seed=i), (120, 100), interpolation=cv2.INTER_CUBIC if i % 2 else cv2.INTER_AREA
+        )
+        cv2.imwrite(str(folder / f"photo{i:02d}.png"), image)
+    return folder
+
+
+def tiny(data: Path, **changes) -> TrainConfig:
+    settings = dict(model="rt-focuser", data=[str(data)], steps=12, batch=2, crop=32, lr=1e-3, log_every=1)
+    settings |= dict(checkpoint_every=4, eval_data=[])
+    return TrainConfig(**(settings | changes))
+
+
+def test_training_lowers_the_loss(sharp_dir: Path, tmp_path: Path) -> None:
+    summary = Trainer(tiny(sharp_dir, steps=20, checkpoint_every=100), RunOptions(tmp_path, "cpu")).run()
+    losses = [row["loss"] for row in summary["history"]]
+    assert summary["status"] == "finished" and len(losses) == 20 and all(math.isfinite(x) for x in losses)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.85 * first, losses
+
+
+def test_resume_continues_to_the_same_result(sharp_dir: Path, tmp_path: Path) -> None:
+    straight = Trainer(tiny(sharp_dir), RunOptions(tmp_path / "a", "cpu")).run()
+    stopped = Trainer(tiny(sharp_dir), RunOptions(tmp_path / "b", "cpu", time_limit=0)).run()
+    assert stopped["status"] == "time-limit" and stopped["step"] == 4  # at its first checkpoint
+    resumed = Trainer(TrainConfig(model=None, data=None, steps=None), RunOptions(tmp_path / "b", "cpu", tmp_path / "b"))
+    assert resumed.step == 4
+    summary = resumed.run()
+    assert summary["step"] == 12 and summary["history"] == [
+        {k: v for k, v in row.items() if k not in ("steps_per_s", "elapsed_s")}
+        | {k: row[k] for k in ("steps_per_s", "elapsed_s")}
+        for row in summary["history"]
+    ]
+    losses = lambda s: [r["loss"] for r in s["history"]]  # noqa: E731
+    assert losses(summary) == losses(straight)
+    exported = [load_file(tmp_path / run / "rt-focuser.safetensors") for run in "ab"]
+    assert all(torch.equal(exported[0][k], exported[1][k]) for k in exported[0])
+    a, _ = checkpoint.load(checkpoint.latest(tmp_path / "a"))
+    b, _ = checkpoint.load(checkpoint.latest(tmp_path / "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # model, EMA and Adam alike
+    log = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == [str(s) for s in range(1, 13)]
+
+
+def test_checkpoints_are_small_shards(sharp_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(tiny(sharp_dir, steps=2, checkpoint_every=1, keep=2), RunOptions(tmp_path, "cpu"))
+    trainer.run()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert kept == ["step_0000001", "step_0000002"]
+    shards = list((tmp_path / "checkpoints" / "step_0000002").glob("*.safetensors"))
+    params = sum(p.numel() for p in trainer.model.parameters())
+    assert all(s.stat().st_size <= checkpoint.SHARD_BYTES for s in shards)
+    assert sum(s.stat().st_size for s in shards) < 8.1 * params  # 8 bytes per parameter, plus buffers
+
+
+def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) -> None:
+    config = tiny(sharp_dir, steps=3, eval_data=None, eval_max=2, eval_crop=32)
+    export = tmp_path / "weights" / "rt-focuser.safetensors"
+    summary = Trainer(config, RunOptions(tmp_path / "run", "cpu", export=export)).run()
+    weights = tmp_path / "run" / "rt-focuser.safetensors"
+    with safe_open(weights, framework="pt") as f:
+        assert f.metadata()["model"] == "rt-focuser" and f.get_tensor("Conv_1x1.weight").dtype == torch.float16
+    create_model("rt-focuser", weights=weights)
+    for folder, name in ((tmp_path / "run", weights.name), (export.parent, export.name)):
+        entry = read_manifest(folder)[name]
+        assert entry["model"] == "rt-focuser" and entry["sha256"] == sha256(weights) and entry["steps"] == 3
+        assert entry["data"] == [str(sharp_dir)] and [x["step"] for x in entry["losses"]] == [1, 2, 3]
+        assert entry["eval"]["psnr"] == summary["final_eval"]["psnr"] and entry["eval"]["frames"] == 2
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["status"] == "finished" and run["evals"][-1]["step"] == 3
+    assert (tmp_path / "run" / "eval.csv").read_text().splitlines()[0].startswith("step,psnr_input,psnr_output")
+
+
+@pytest.mark.slow
+def test_uhdvd_trains_recurrently_on_every_level(sharp_dir: Path, tmp_path: Path) -> None:
+    config = tiny(sharp_dir, model="uhdvd", steps=1, batch=1, crop=128, frames=2, checkpoint_every=100)
+    trainer = Trainer(config, RunOptions(tmp_path, "cpu"))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    terms = trainer.train_step()
+    assert set(terms) == {"loss", "lv1", "lv2", "lv3", "lv4", "tv"}
+    weighted = 0.7 * terms["lv1"] + 0.15 * terms["lv2"] + 0.1 * terms["lv3"] + 0.05 * terms["lv4"] + terms["tv"]
+    assert torch.isclose(terms["loss"], weighted)
+    after = trainer.model.state_dict()
+    for part in ("encoder_lv4.layer1.weight", "decoder_lv4.layer24.weight", "encoder_lv1.layer1.weight"):
+        assert not torch.equal(before[part], after[part]), part  # every level is trained
+
+
+def test_cli_errors_are_one_line(sharp_dir: Path, tmp_path: Path) -> None:
+    code, err = run_cli("train", "--data", sharp_dir, "--steps", "2", "-o", tmp_path / "x")
+    assert_one_line_error(code, err, 2, "--model is required")
+    code, err = run_cli("train", "--model", "rt-focuser", "--steps", "2", "-o", tmp_path / "x")
+    assert_one_line_error(code, err, 2, "--data is required")
+    code, err = run_cli("train", "--model", "rt-focuser", "--data", tmp_path / "none", "--steps", "2", "-o", tmp_path)
+    assert_one_line_error(code, err, 1, "is not a folder")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    code, err = run_cli("train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "2", "-o", tmp_path / "busy")
+    assert_one_line_error(code, err, 2, "exists and is not empty")
+
+
+def test_cli_trains_and_resume_refuses_other_settings(sharp_dir: Path, tmp_path: Path) -> None:
+    args = ["train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "2", "--batch", "1", "--crop", "32"]
+    code, err = run_cli(*args, "--checkpoint-every", "1", "--no-eval", "-o", tmp_path / "run", "-q")
+    assert code == 0 and err == ""
+    assert get_spec("rt-focuser").weights_file in {p.name for p in (tmp_path / "run").iterdir()}
+    code, err = run_cli("train", "--resume", tmp_path / "run", "--lr", "0.5")
+    assert_one_line_error(code, err, 2, "started with lr=0.0001")
+    code, err = run_cli("train", "--resume", tmp_path / "run" / "checkpoints" / "step_0000002", "--eval-max", "3", "-q")
+    assert code == 0, err  # already at its last step: nothing left to do; evaluation settings may change
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_130(sharp_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["--model", "rt-focuser", "--data", sharp_dir, "--steps", "10000", "--batch", "1", "--crop", "32"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamdeblur",
+            "train",
+            *map(str, args),
+            "--log-every",
+            "1",
+            "--no-eval",
+            "-o",
+            str(run),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "log.csv").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    [saved] = (run / "checkpoints").iterdir()
+    step = int(saved.name.split("_")[1])
+    assert step >= 1 and f"stopped at step {step} (interrupted)" in err
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["rt-focuser", "uhdvd"])
+def test_cuda_training_bf16_channels_last_and_exact_resume(model: str, sharp_dir: Path, tmp_path: Path) -> None:
+    config = dict(model=model, steps=6, checkpoint_every=3, crop=128, frames=2, batch=2)
+    straight = Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "a", "cuda")).run()
+    Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "b", "cuda", time_limit=0)).run()
+    resumed = Trainer(
+        TrainConfig(model=None, data=None, steps=None), RunOptions(tmp_path / "b", "cuda", tmp_path / "b")
+    )
+    assert resumed.step == 3 and resumed.cuda
+    summary = resumed.run()
+    assert all(math.isfinite(r["loss"]) for r in summary["history"])
+    assert [r["loss"] for r in summary["history"]] == [r["loss"] for r in straight["history"]]
+    create_model(model, weights=tmp_path / "b" / get_spec(model).weights_file)
