@@ -84,6 +84,16 @@ def test_checkpoints_are_small_shards(sharp_dir: Path, tmp_path: Path) -> None:
     assert sum(s.stat().st_size for s in shards) < 8.1 * params  # 8 bytes per parameter, plus buffers
 
 
+def test_fp16_check_keeps_fp32_when_rounding_costs_psnr(sharp_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import streamdeblur.train.loop as loop
+
+    monkeypatch.setattr(loop, "FP16_TOLERANCE_DB", -1.0)  # no loss is small enough: fp32 must ship
+    Trainer(tiny(sharp_dir, steps=2, eval_data=None, eval_max=2, eval_crop=32), RunOptions(tmp_path, "cpu")).run()
+    with safe_open(tmp_path / "rt-focuser.safetensors", framework="pt") as f:
+        assert f.get_tensor("Conv_1x1.weight").dtype == torch.float32
+    assert read_manifest(tmp_path)["rt-focuser.safetensors"]["precision"] == "fp32"
+
+
 def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) -> None:
     config = tiny(sharp_dir, steps=3, eval_data=None, eval_max=2, eval_crop=32)
     export = tmp_path / "weights" / "rt-focuser.safetensors"
@@ -97,6 +107,7 @@ def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) ->
         assert entry["model"] == "rt-focuser" and entry["sha256"] == sha256(weights) and entry["steps"] == 3
         assert entry["data"] == [str(sharp_dir)] and [x["step"] for x in entry["losses"]] == [1, 2, 3]
         assert entry["eval"]["psnr"] == summary["final_eval"]["psnr"] and entry["eval"]["frames"] == 2
+        assert entry["precision"] == "fp16" and abs(entry["fp16_psnr_loss_db"]) <= 0.05
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["status"] == "finished" and run["evals"][-1]["step"] == 3
     assert (tmp_path / "run" / "eval.csv").read_text().splitlines()[0].startswith("step,psnr_input,psnr_output")

@@ -48,6 +48,9 @@ from streamdeblur.train.synth import PRESETS
 CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
 
 
+FP16_TOLERANCE_DB = 0.05  # held-out PSNR that fp16 weights may lose against fp32 (else fp32 ships)
+
+
 @dataclass
 class TrainConfig:
     model: str
@@ -273,13 +276,15 @@ class Trainer:
         model.load_state_dict({k: v.cpu() for k, v in (self.ema or self.model.state_dict()).items()})
         return model.eval()
 
-    def run_eval(self) -> dict[str, Any]:
-        """Evaluate the exported weights on the test split; logged to eval.csv and run.json."""
-        precision = hardware.resolve_precision("auto", self.device)
-        runner = ModelRunner(self.export_model().for_inference(), self.spec, self.device, precision)
+    def _evaluate(self, model: torch.nn.Module, precision: str) -> dict[str, Any]:
+        runner = ModelRunner(model.for_inference(), self.spec, self.device, precision)
         config = self.config
         options = EvalOptions(blur=config.blur, seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max)
-        report = evaluate(runner, self.eval_data, options)
+        return evaluate(runner, self.eval_data, options)
+
+    def run_eval(self) -> dict[str, Any]:
+        """Evaluate the exported weights on the test split; logged to eval.csv and run.json."""
+        report = self._evaluate(self.export_model(), hardware.resolve_precision("auto", self.device))
         entry = {
             "step": self.step,
             "psnr_input": report["psnr"]["input"],
@@ -341,9 +346,11 @@ class Trainer:
         if status != "time-limit" and (self.step > start_step or status == "interrupted"):
             self.save_checkpoint()
         if status == "finished":
+            half, fp16_delta = True, None
             if self.eval_data:
                 final_eval = self.run_eval()
-            self.write_weights(final_eval)
+                half, fp16_delta = self.fp16_check(final_eval)
+            self.write_weights(final_eval, half, fp16_delta)
         summary = {
             "status": status,
             "step": self.step,
@@ -365,13 +372,31 @@ class Trainer:
         per_step = elapsed / max(self.step - start_step, 1)
         return elapsed + per_step * self.config.checkpoint_every > limit
 
-    def write_weights(self, final_eval: dict[str, Any] | None) -> Path:
-        """`<out>/<model>.safetensors` (fp16 EMA weights) and its manifest entry; --export too."""
+    def fp16_check(self, final_eval: dict[str, Any]) -> tuple[bool, float]:
+        """Ship fp16 weights only if they lose at most FP16_TOLERANCE_DB of held-out PSNR.
+
+        Both sides are evaluated with fp32 arithmetic, so only the storage precision differs.
+        Returns (write fp16, PSNR of fp32 weights minus PSNR of fp16-rounded weights).
+        """
+        on_fp32 = hardware.resolve_precision("auto", self.device) == "fp32"
+        full = final_eval if on_fp32 else self._evaluate(self.export_model(), "fp32")
+        rounded = self.export_model().half().float()
+        delta = full["psnr"]["output"] - self._evaluate(rounded, "fp32")["psnr"]["output"]
+        return abs(delta) <= FP16_TOLERANCE_DB, delta
+
+    def write_weights(
+        self, final_eval: dict[str, Any] | None, half: bool = True, fp16_delta: float | None = None
+    ) -> Path:
+        """`<out>/<model>.safetensors` (EMA weights, fp16 unless that costs PSNR) and its
+        manifest entry; --export too."""
         path = self.out / self.spec.weights_file
         model = self.export_model()
         meta = {"steps": str(self.step), "data": ",".join(self.config.data)}
-        weights.save_weights(model.state_dict(), path, self.spec, metadata=meta, half=True)
+        weights.save_weights(model.state_dict(), path, self.spec, metadata=meta, half=half)
         entry = self.manifest_entry(final_eval)
+        entry["precision"] = "fp16" if half else "fp32"
+        if fp16_delta is not None:
+            entry["fp16_psnr_loss_db"] = round(fp16_delta, 4)
         weights.update_manifest(self.out, path.name, entry)
         if self.options.export:
             export = self.options.export
@@ -387,7 +412,6 @@ class Trainer:
         entry: dict[str, Any] = {
             "model": config.model,
             "origin": "trained",
-            "precision": "fp16",
             "data": config.data,
             "steps": self.step,
             "recipe": {
