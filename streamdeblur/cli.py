@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdeblur import __version__
-from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StreamdeblurError
+from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError
 from streamdeblur.hardware import tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
@@ -175,11 +175,11 @@ def run_command(input: str, output: str, **options: Any) -> int:
     from streamdeblur.display import RunDisplay
 
     display = RunDisplay(quiet=options["quiet"])
-    result = None
     try:
         result = run_file(input, output, config_from(options), on_start=display.start, on_tick=display.tick)
-    finally:
-        display.stop()
+    except BaseException:
+        display.stop()  # the error line must not land inside the progress display
+        raise
     if options["report"]:
         write_report(options["report"], result.report())
     display.summary(result.stats, output, result.interrupted)
@@ -445,10 +445,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err.print(f"{PROG}: interrupted")
         code = EXIT_INTERRUPTED
-    except click.UsageError as e:
-        err.print(f"{PROG}: error: {e.format_message()}", markup=False)
-        code = EXIT_USAGE
-    except click.ClickException as e:
+    except click.ClickException as e:  # usage errors included (exit code 2)
         err.print(f"{PROG}: error: {e.format_message()}", markup=False)
         code = e.exit_code
     except StreamdeblurError as e:

@@ -23,9 +23,26 @@ def stage_summary(stats: RunStats) -> str:
     return " · ".join(parts) + " ms" if parts else ""
 
 
+def format_rate(fps: float) -> str:
+    """29.97, 25, 12.5: a frame rate without trailing zeros."""
+    return f"{float(fps):.3f}".rstrip("0").rstrip(".")
+
+
+def clock(seconds: float) -> str:
+    """H:MM:SS (live runs last hours or days)."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def describe_engine(engine: Engine) -> str:
+    """`rt-focuser on cpu (...) fp32 (auto: no CUDA GPU, ...)`: the model and why it was chosen."""
+    why = engine.fallback or (engine.reason if engine.reason != "requested" else "")
+    return engine.description + (f" [dim]({why})[/]" if why else "")
+
+
 def describe_source(info: SourceInfo) -> str:
     count = f"{info.frame_count} frames" if info.frame_count else "? frames"
-    rate = f"{float(info.fps):.3f}".rstrip("0").rstrip(".")
+    rate = format_rate(info.fps)
     if info.kind == "image":
         return f"{info.uri}: image {info.width}x{info.height}, {info.bit_depth}-bit"
     size = f"{info.width}x{info.height}"
@@ -55,8 +72,7 @@ class RunDisplay:
         if self.quiet:
             return
         self.console.print(f"[bold]input[/]  {describe_source(info)}")
-        why = engine.fallback or (engine.reason if engine.reason != "requested" else "")
-        self.console.print(f"[bold]model[/]  {engine.description}" + (f" [dim]({why})[/]" if why else ""))
+        self.console.print(f"[bold]model[/]  {describe_engine(engine)}")
         for warning in warnings:
             self.console.print(f"[yellow]warning[/] {warning}")
         self._progress = _TwoLineProgress(

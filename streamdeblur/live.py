@@ -153,7 +153,6 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
         sinks = [*outputs, *([preview] if preview else []), probe]
         process = keeping_original(processor) if preview else processor
         pipeline = Pipeline(source, sinks, process, stats, queue_size=LIVE_QUEUE, live=True)
-        source.attach(pipeline.stop, stats.stages["decode"])
         display.start(source, engine, outputs)
         failure: list[str] = []
 
@@ -161,7 +160,7 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
             display.tick(stats, source, probe, pipeline)
             if preview:
                 preview.show()
-            failed = [s.failed for s in sinks if getattr(s, "failed", None)]
+            failed = [s.failed for s in sinks if s.failed]
             if failed and not failure:
                 failure.append(failed[0])
             done = options.duration is not None and stats.elapsed >= options.duration

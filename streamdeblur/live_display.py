@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from streamdeblur.display import stage_summary
+from streamdeblur.display import clock, describe_engine, format_rate, stage_summary
 from streamdeblur.io.sinks import Sink
 from streamdeblur.io.streams import LiveSource
 from streamdeblur.live import RECENT, LatencyProbe, LiveResult
@@ -51,15 +51,13 @@ class LiveDisplay:
         if self.quiet:
             return
         info = source.info
-        rate = f"{float(info.fps):.3f}".rstrip("0").rstrip(".")
         self.console.print(
-            f"[bold]input[/]  {info.uri}: live {info.width}x{info.height} @ {rate} fps, {info.bit_depth}-bit, "
-            f"{info.colour.describe()}"
+            f"[bold]input[/]  {info.uri}: live {info.width}x{info.height} @ {format_rate(info.fps)} fps, "
+            f"{info.bit_depth}-bit, {info.colour.describe()}"
         )
-        why = engine.fallback or (engine.reason if engine.reason != "requested" else "")
-        self.console.print(f"[bold]model[/]  {engine.description}" + (f" [dim]({why})[/]" if why else ""))
+        self.console.print(f"[bold]model[/]  {describe_engine(engine)}")
         for sink in outputs:
-            self.console.print(f"[bold]output[/] {getattr(sink, 'description', sink.path)}")
+            self.console.print(f"[bold]output[/] {sink.describe()}")
         self._live = Live(console=self.console, refresh_per_second=4, transient=False)
         self._live.start()
 
@@ -71,11 +69,9 @@ class LiveDisplay:
         self._events = len(source.events)
         latency = probe.percentiles_ms(RECENT)
         dropped = pipeline.q_in.dropped + source.dropped
-        clock = time.strftime("%M:%S", time.gmtime(stats.elapsed))
-        if self.duration:
-            clock += time.strftime(" / %M:%S", time.gmtime(self.duration))
+        elapsed = clock(stats.elapsed) + (f" / {clock(self.duration)}" if self.duration else "")
         top = (
-            f"[bold]{clock}[/]  in {self._rate_in(stats.frames_in + source.dropped):.1f} fps  "
+            f"[bold]{elapsed}[/]  in {self._rate_in(stats.frames_in + source.dropped):.1f} fps  "
             f"[bold]out {self._rate_out(stats.frames_out):.1f} fps[/]  "
             f"latency {_ms(latency['p50'])} (p95 {_ms(latency['p95'])})"
         )

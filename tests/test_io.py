@@ -140,6 +140,18 @@ def test_image_sequence_printf_and_glob(tmp_path: Path) -> None:
     assert np.array_equal(cv2.imread(str(tmp_path / "out" / "g010.png")), texture(32, 24, shift=10))
 
 
+def test_sequence_in_a_folder_and_files_with_pattern_characters(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("frames").mkdir()
+    for n in range(3):
+        cv2.imwrite(f"frames/{n:04d}.png", texture(32, 24, shift=n))
+    assert expand_sequence("frames/%04d.png")[1] == [0, 1, 2]  # the README's own example
+    Path("clip [1080p].png").write_bytes(Path("frames/0000.png").read_bytes())
+    assert not isinstance(open_source("clip [1080p].png"), ImageSequenceSource)  # an existing file is a file
+    with pytest.raises(UsageError, match="printf pattern"):
+        check_output("out%.png", open_source("frames/%04d.png"), overwrite=False)
+
+
 def test_error_aborts_and_leaves_existing_output_untouched(tmp_path: Path) -> None:
     src = write_video(tmp_path / "in.mp4", clip_frames(6, 64, 48))
     out = tmp_path / "out.mp4"

@@ -17,10 +17,10 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange codes.
-SPC_BT709, SPC_UNSPECIFIED, SPC_BT470BG, SPC_SMPTE170M, SPC_BT2020_NCL = 1, 2, 5, 6, 9
+SPC_BT709, SPC_SMPTE170M = 1, 6
 PRI_BT709, PRI_SMPTE170M = 1, 6
 TRC_BT709, TRC_SMPTE170M = 1, 6
-RANGE_UNSPECIFIED, RANGE_LIMITED, RANGE_FULL = 0, 1, 2
+RANGE_LIMITED, RANGE_FULL = 1, 2  # 0 is unspecified
 UNSPECIFIED = 2  # the "unspecified" code for matrix, primaries and transfer
 
 # swscale knows one coefficient set per family; map the stream's matrix code onto it.
@@ -110,8 +110,7 @@ def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo, bit_depth: int) -> np
 
 def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoFrame:
     """An encoder-ready frame in `pix_fmt`, converted with and tagged by `colour`."""
-    fmt = "rgb24" if image.dtype == np.uint8 else "rgb48le"
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=rgb_format(image.itemsize * 8))
     out = frame.reformat(format=pix_fmt, dst_colorspace=colour.sws_matrix, dst_color_range=colour.sws_range)
     out.colorspace = colour.matrix
     out.color_range = colour.range

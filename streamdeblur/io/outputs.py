@@ -20,9 +20,17 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
-from streamdeblur.io.colour import rgb_to_frame, tag_encoder
 from streamdeblur.io.frame import Frame
-from streamdeblur.io.sinks import EncodeOptions, Sink, VideoFileSink, check_output, choose_pix_fmt
+from streamdeblur.io.sinks import (
+    EncodeOptions,
+    Sink,
+    VideoFileSink,
+    add_video_stream,
+    check_output,
+    choose_pix_fmt,
+    encode_frame,
+    video_encoder,
+)
 from streamdeblur.io.sources import Source, SourceInfo, _reason
 
 STREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "udp": "mpegts"}  # URL scheme -> FFmpeg muxer
@@ -76,9 +84,11 @@ class RawSink(Sink):
     def __init__(self, info: SourceInfo) -> None:
         self.path = Path(STDOUT)
         self.warnings = []
-        self.failed: str | None = None
         self.out = sys.stdout.buffer
-        self.description = f"rgb24 {info.width}x{info.height} frames on stdout"
+        self.size = (info.width, info.height)
+
+    def describe(self) -> str:
+        return f"rgb24 {self.size[0]}x{self.size[1]} frames on stdout"
 
     def write(self, frame: Frame) -> None:
         if self.failed:
@@ -90,7 +100,9 @@ class RawSink(Sink):
         except (BrokenPipeError, ValueError, OSError):
             self.failed = "-: the program reading stdout has stopped"
             # Keep Python from complaining about the closed pipe again when it exits.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     def finish(self) -> None:
         pass
@@ -109,39 +121,35 @@ class StreamSink(Sink):
 
     def __init__(self, url: str, info: SourceInfo, options: EncodeOptions) -> None:
         self.path = Path(url)
-        self.url = self.description = url
+        self.url = url
         self.warnings = []
-        self.failed: str | None = None
         scheme = urlsplit(url).scheme.lower()
-        try:
-            codec = av.codec.Codec(options.codec, "w")
-        except (av.FFmpegError, ValueError):
-            raise UsageError(f"unknown encoder {options.codec!r}") from None
+        codec = video_encoder(options.codec)
         self.pix_fmt = choose_pix_fmt(codec, info)
         self.colour = info.colour
         container_options = {"rtsp_transport": "tcp"} if STREAM_FORMATS[scheme] == "rtsp" else {}
+        opts = {"crf": str(options.crf), "g": str(max(1, round(info.fps)))}
+        if codec.name in ("libx264", "libx265"):
+            opts.update(preset="veryfast", tune="zerolatency")
         try:
             self.container = av.open(url, "w", format=STREAM_FORMATS[scheme], options=container_options)
-            self.stream = self.container.add_stream(codec.name, rate=info.fps)
-            cc = self.stream.codec_context
-            self.stream.width, self.stream.height, self.stream.pix_fmt = info.width, info.height, self.pix_fmt
-            self.stream.time_base = cc.time_base = info.time_base
-            tag_encoder(cc, info.colour)
-            opts = {"crf": str(options.crf), "g": str(max(1, round(info.fps)))}
-            if codec.name in ("libx264", "libx265"):
-                opts.update(preset="veryfast", tune="zerolatency")
-            cc.options = opts
-            self.container.start_encoding()  # connects (RTSP: ANNOUNCE + RECORD) now, not at the first frame
         except (av.FFmpegError, OSError) as err:
             raise OutputError(f"{url}: cannot publish ({_reason(err)})") from None
+        try:
+            self.stream = add_video_stream(self.container, codec, info, self.pix_fmt, opts)
+            self.container.start_encoding()  # connects (RTSP: ANNOUNCE + RECORD) now, not at the first frame
+        except (av.FFmpegError, OSError) as err:
+            self.container.close()
+            raise OutputError(f"{url}: cannot publish ({_reason(err)})") from None
+
+    def describe(self) -> str:
+        return self.url
 
     def write(self, frame: Frame) -> None:
         if self.failed:
             return
-        video_frame = rgb_to_frame(frame.image, self.pix_fmt, self.colour)
-        video_frame.pts, video_frame.time_base = frame.pts, frame.time_base
         try:
-            self.container.mux(self.stream.encode(video_frame))
+            self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.colour))
         except (av.FFmpegError, OSError) as err:
             self.failed = f"{self.url}: publishing failed ({_reason(err)})"
 
@@ -166,7 +174,6 @@ class PreviewWindow(Sink):
     def __init__(self) -> None:
         self.path = Path("preview")
         self.warnings = []
-        self.failed: str | None = None
         self.quit = False
         self.side_by_side = False
         self._latest: Frame | None = None

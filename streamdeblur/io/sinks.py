@@ -17,9 +17,16 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
-from streamdeblur.io.colour import rgb_to_frame, tag_encoder
+from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_encoder
 from streamdeblur.io.frame import Frame
-from streamdeblur.io.sources import IMAGE_EXTENSIONS, ImageSequenceSource, Source, SourceInfo, VideoFileSource
+from streamdeblur.io.sources import (
+    IMAGE_EXTENSIONS,
+    ImageSequenceSource,
+    Source,
+    SourceInfo,
+    VideoFileSource,
+    is_printf_pattern,
+)
 
 DEFAULT_CODEC = "libx264"
 DEFAULT_CRF = 18
@@ -38,6 +45,11 @@ class Sink:
 
     path: Path
     warnings: list[str]
+    failed: str | None = None  # set by outputs that can go away mid-run (a stream receiver)
+
+    def describe(self) -> str:
+        """What the status line calls this output."""
+        return str(self.path)
 
     def write(self, frame: Frame) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -69,12 +81,7 @@ class VideoFileSink(Sink):
         self.remux = remux
         self.warnings = []
         self._temp = partial_path(path)
-        try:
-            codec = av.codec.Codec(options.codec, "w")
-        except (av.FFmpegError, ValueError):
-            raise UsageError(f"unknown encoder {options.codec!r} (try libx264, libx265, libsvtav1)") from None
-        if codec.type != "video":
-            raise UsageError(f"{options.codec!r} is not a video encoder")
+        codec = video_encoder(options.codec)
         self.pix_fmt = choose_pix_fmt(codec, info)
         try:
             self.container = av.open(str(self._temp), "w", format=_muxer_for(path))
@@ -84,25 +91,18 @@ class VideoFileSink(Sink):
             self.stream = self._add_video_stream(codec, options)
             self._streams = self._add_passthrough_streams()
             if remux is not None:
+                remux.keep_packets()
                 self.container.metadata.update(remux.container_metadata)
         except BaseException:
             self.abort()
             raise
 
     def _add_video_stream(self, codec: av.codec.Codec, options: EncodeOptions) -> av.video.stream.VideoStream:
-        info = self.info
-        stream = self.container.add_stream(codec.name, rate=info.fps)
-        stream.width, stream.height = info.width, info.height
-        stream.pix_fmt = self.pix_fmt
-        stream.time_base = info.time_base
-        stream.codec_context.time_base = info.time_base
-        stream.codec_context.framerate = info.fps
-        stream.codec_context.thread_type = "AUTO"
-        tag_encoder(stream.codec_context, info.colour)
         opts = {"crf": str(options.crf)}
         if codec.name in _PRESETS:
             opts["preset"] = _PRESETS[codec.name]
-        stream.codec_context.options = opts
+        stream = add_video_stream(self.container, codec, self.info, self.pix_fmt, opts)
+        stream.codec_context.thread_type = "AUTO"
         if self.remux is not None:
             # Tags such as language and timecode; the mov muxer rebuilds a timecode track from it.
             stream.metadata.update(
@@ -128,17 +128,17 @@ class VideoFileSink(Sink):
         return streams
 
     def write(self, frame: Frame) -> None:
-        self._mux_passthrough()
-        video_frame = rgb_to_frame(frame.image, self.pix_fmt, self.info.colour)
-        video_frame.pts = frame.pts
-        video_frame.time_base = frame.time_base
-        self.container.mux(self.stream.encode(video_frame))
+        try:
+            self._mux_passthrough()
+            self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.info.colour))
+        except av.FFmpegError as err:
+            raise OutputError(f"{self.path}: writing failed ({getattr(err, 'strerror', None) or err})") from None
 
     def _mux_passthrough(self) -> None:
         """Mux the other streams' packets demuxed so far (they arrive in file order)."""
         if self.remux is None:
             return
-        queue = self.remux.packets
+        queue = self.remux.keep_packets()
         while queue:
             packet = queue.popleft()
             out = self._streams.get(packet.stream.index)
@@ -185,23 +185,31 @@ class ImageSink(Sink):
 
 
 class ImageSequenceSink(Sink):
-    """Numbered images from a printf pattern; numbers follow the input's when it had them."""
+    """Numbered images from a printf pattern, numbered like the input's files.
 
-    def __init__(self, pattern: str, numbers: list[int] | None) -> None:
+    Like the other sinks, every file is written under its `.partial` name and renamed when
+    the run finishes, so a failed run leaves nothing and replaces nothing.
+    """
+
+    def __init__(self, pattern: str, numbers: list[int]) -> None:
         self.pattern = pattern
         self.path = Path(pattern)
         self.numbers = numbers
         self.warnings = []
+        self._written: list[Path] = []
 
     def write(self, frame: Frame) -> None:
-        number = self.numbers[frame.index] if self.numbers else frame.index + 1
-        write_image(Path(self.pattern % number), frame)
+        target = Path(self.pattern % self.numbers[frame.index])
+        write_image(partial_path(target), frame)
+        self._written.append(target)
 
     def finish(self) -> None:
-        pass
+        for target in self._written:
+            os.replace(partial_path(target), target)
 
     def abort(self) -> None:
-        pass
+        for target in self._written:
+            partial_path(target).unlink(missing_ok=True)
 
 
 def write_image(path: Path, frame: Frame) -> None:
@@ -218,12 +226,49 @@ def write_image(path: Path, frame: Frame) -> None:
     temp = partial_path(path)
     try:
         ok = cv2.imwrite(str(temp), np.ascontiguousarray(bgr))
+        reason = "" if ok else "cannot write image"
     except cv2.error as err:
-        raise OutputError(f"{path}: cannot write image ({err.msg.strip() if hasattr(err, 'msg') else err})") from None
+        ok, reason = False, f"cannot write image ({err.msg.strip() if hasattr(err, 'msg') else err})"
     if not ok:
         temp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write image")
+        raise OutputError(f"{path}: {reason}")
     os.replace(temp, path)
+
+
+def video_encoder(name: str) -> av.codec.Codec:
+    """FFmpeg's video encoder `name`, or a usage error naming what is wrong."""
+    try:
+        codec = av.codec.Codec(name, "w")
+    except (av.FFmpegError, ValueError):
+        raise UsageError(f"unknown encoder {name!r} (try libx264, libx265, libsvtav1)") from None
+    if codec.type != "video":
+        raise UsageError(f"{name!r} is not a video encoder")
+    return codec
+
+
+def add_video_stream(
+    container: av.container.OutputContainer,
+    codec: av.codec.Codec,
+    info: SourceInfo,
+    pix_fmt: str,
+    options: dict[str, str],
+) -> av.video.stream.VideoStream:
+    """An output video stream with the source's size, rate, time base and colour tags."""
+    stream = container.add_stream(codec.name, rate=info.fps)
+    stream.width, stream.height, stream.pix_fmt = info.width, info.height, pix_fmt
+    stream.time_base = info.time_base
+    cc = stream.codec_context
+    cc.time_base, cc.framerate = info.time_base, info.fps
+    tag_encoder(cc, info.colour)
+    cc.options = options
+    return stream
+
+
+def encode_frame(stream: av.video.stream.VideoStream, frame: Frame, pix_fmt: str, colour: ColourInfo) -> list:
+    """The packets of one frame, converted to `pix_fmt` with `colour` and keeping its pts."""
+    video_frame = rgb_to_frame(frame.image, pix_fmt, colour)
+    video_frame.pts, video_frame.time_base = frame.pts, frame.time_base
+    return stream.encode(video_frame)
 
 
 def choose_pix_fmt(codec: av.codec.Codec, info: SourceInfo) -> str:
@@ -253,10 +298,13 @@ def _muxer_for(path: Path) -> str | None:
 def check_output(output: str, source: Source, overwrite: bool) -> None:
     """Refuse before any work: wrong kind for the input, existing file, missing or unwritable folder."""
     kind = source.info.kind
-    if kind == "sequence":
-        if "%" not in output:
+    if isinstance(source, ImageSequenceSource):
+        try:
+            targets = [Path(output % n) for n in source.numbers]
+        except (TypeError, ValueError):
+            targets = []
+        if not is_printf_pattern(output) or not targets:
             raise UsageError("INPUT is an image sequence: OUTPUT must be a printf pattern such as out/%04d.png")
-        targets = [Path(output % n) for n in (getattr(source, "numbers", None) or [1])]
         suffix = Path(output).suffix.lower()
     else:
         targets = [Path(output)]
@@ -267,7 +315,7 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
             raise UsageError("INPUT is a video: OUTPUT must be a video file such as out.mp4 or out.mkv")
     if kind != "video" and suffix not in IMAGE_EXTENSIONS:
         raise UsageError(f"unsupported image format {suffix or '(none)'} for OUTPUT")
-    source_paths = {Path(p).resolve() for p in getattr(source, "paths", [getattr(source, "path", "")])}
+    source_paths = {p.resolve() for p in source.input_files}
     for target in targets:
         if target.resolve() in source_paths:
             raise OutputError(f"{target}: OUTPUT would overwrite INPUT")
@@ -288,11 +336,9 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
 
 def open_sink(output: str, source: Source, options: EncodeOptions) -> Sink:
     """The sink for OUTPUT; its kind follows the source's (video, image or sequence)."""
-    kind = source.info.kind
-    if kind == "sequence":
-        numbers = source.numbers if isinstance(source, ImageSequenceSource) and "%" in source.pattern else None
-        return ImageSequenceSink(output, numbers)
-    if kind == "image":
+    if isinstance(source, ImageSequenceSource):
+        return ImageSequenceSink(output, source.numbers)
+    if source.info.kind == "image":
         return ImageSink(Path(output))
     remux = source if isinstance(source, VideoFileSource) else None
     return VideoFileSink(Path(output), source.info, options, remux)

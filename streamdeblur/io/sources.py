@@ -12,6 +12,7 @@ import collections
 import glob
 import os
 import re
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,8 +23,9 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import InputError
-from streamdeblur.io.colour import ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
+from streamdeblur.io.colour import RANGE_FULL, ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
 from streamdeblur.io.frame import Frame
+from streamdeblur.pipeline.stats import StageTimer
 
 if TYPE_CHECKING:
     from streamdeblur.io.streams import StreamOptions
@@ -68,6 +70,14 @@ class Source:
     def frames(self) -> Iterator[Frame]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    @property
+    def input_files(self) -> list[Path]:
+        """The files this source reads (an output must not overwrite them)."""
+        return []
+
+    def attach(self, stop: threading.Event, decode: StageTimer) -> None:
+        """Join the pipeline that reads this source (live sources stop waiting when it stops)."""
+
     def close(self) -> None:
         pass
 
@@ -81,10 +91,11 @@ class Source:
 class VideoFileSource(Source):
     """A video file decoded with PyAV (FFmpeg); other streams are queued for remuxing.
 
-    `passthrough` holds the input's audio, subtitle and data streams; their packets are put on
-    `packets` in demux order as decoding goes, so the sink can mux them while the video is
-    still being processed. Memory stays bounded because decoding runs only a few frames
-    ahead of encoding.
+    `passthrough` holds the input's audio, subtitle and data streams. A sink that remuxes them
+    calls `keep_packets()`; from then on their packets are put on `packets` in demux order as
+    decoding goes, so the sink can mux them while the video is still being processed. Memory
+    stays bounded because decoding runs only a few frames ahead of encoding; without such a
+    sink the packets are read (for the completeness check) but not kept.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -112,7 +123,7 @@ class VideoFileSource(Source):
             for s in self.container.streams
             if s is not self.stream and s.type in ("audio", "subtitle", "data") and s.codec_context is not None
         ]
-        self.packets: collections.deque[av.Packet] = collections.deque()
+        self.packets: collections.deque[av.Packet] | None = None
         fps = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         count = self.stream.frames or None
         if count is None and self.stream.duration and self.stream.time_base:
@@ -130,6 +141,16 @@ class VideoFileSource(Source):
             pix_fmt=cc.pix_fmt,
         )
 
+    def keep_packets(self) -> collections.deque[av.Packet]:
+        """Start queueing the other streams' packets for a sink that remuxes them."""
+        if self.packets is None:
+            self.packets = collections.deque()
+        return self.packets
+
+    @property
+    def input_files(self) -> list[Path]:
+        return [self.path]
+
     @property
     def video_metadata(self) -> dict[str, str]:
         """The video stream's tags (language, timecode, ...) for the output stream."""
@@ -146,17 +167,18 @@ class VideoFileSource(Source):
         last_pts: int | None = None
         reached = 0.0  # how far into the file demuxing got, in seconds
         wanted = [self.stream, *self.passthrough]
+        by_index = self.container.format.name in NO_PTS_FORMATS
         try:
             for packet in self.container.demux(wanted):
                 if packet.pts is not None and packet.time_base:
                     reached = max(reached, float((packet.pts + (packet.duration or 0)) * packet.time_base))
                 if packet.stream is not self.stream:
-                    if packet.dts is not None:  # size-0 flush packets have no timestamps
+                    if self.packets is not None and packet.dts is not None:  # flush packets have no dts
                         self.packets.append(packet)
                     continue
                 packets += packet.size > 0
                 for decoded in packet.decode():
-                    pts = self._presentation_pts(decoded.pts, index, step, last_pts)
+                    pts = self._presentation_pts(decoded.pts, index, step, last_pts, by_index)
                     last_pts = pts
                     yield Frame(index, frame_to_rgb(decoded, info.colour, info.bit_depth), pts, info.time_base)
                     index += 1
@@ -168,7 +190,8 @@ class VideoFileSource(Source):
         if index == 0:
             raise InputError(f"{self.path}: the video stream has no decodable frames")
 
-    def _presentation_pts(self, pts: int | None, index: int, step: int, last: int | None) -> int:
+    @staticmethod
+    def _presentation_pts(pts: int | None, index: int, step: int, last: int | None, by_index: bool) -> int:
         """The frame's pts, made trustworthy: decoders emit frames in display order, so
 
         - containers without presentation timestamps (AVI: its demuxer invents them from the
@@ -177,7 +200,7 @@ class VideoFileSource(Source):
         - any other pts that does not increase is nudged just past the previous one, because
           encoders reject non-increasing timestamps.
         """
-        if pts is None or self.container.format.name in NO_PTS_FORMATS:
+        if pts is None or by_index:
             return index * step
         if last is not None and pts <= last:
             return last + 1
@@ -208,10 +231,12 @@ class ImageSource(Source):
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        _check_readable(self.path)
         self._image, self._alpha = read_image(self.path)
-        h, w = self._image.shape[:2]
-        self.info = _still_info(str(self.path), "image", w, h, self._image, 1)
+        self.info = _still_info(str(self.path), "image", self._image, 1)
+
+    @property
+    def input_files(self) -> list[Path]:
+        return [self.path]
 
     def frames(self) -> Iterator[Frame]:
         yield Frame(0, self._image, 0, self.info.time_base, alpha=self._alpha)
@@ -229,13 +254,16 @@ class ImageSequenceSource(Source):
         self.paths, self.numbers = expand_sequence(pattern)
         if not self.paths:
             raise InputError(f"{pattern}: no images match")
-        first, _ = read_image(self.paths[0])
-        h, w = first.shape[:2]
-        self.info = _still_info(pattern, "sequence", w, h, first, len(self.paths))
+        self._first = read_image(self.paths[0])  # its size and depth describe the sequence
+        self.info = _still_info(pattern, "sequence", self._first[0], len(self.paths))
+
+    @property
+    def input_files(self) -> list[Path]:
+        return self.paths
 
     def frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
-            image, alpha = read_image(path)
+            image, alpha = self._first if index == 0 else read_image(path)
             if image.shape != (self.info.height, self.info.width, 3):
                 raise InputError(
                     f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the sequence's "
@@ -256,17 +284,22 @@ def open_source(uri: str | os.PathLike, live: StreamOptions | None = None) -> So
     text = str(uri)
     if live is not None or source_kind(text) != "file":
         return LiveSource(text, live)
-    if is_sequence_pattern(text):
-        return ImageSequenceSource(text)
     path = Path(text)
+    if not path.is_file() and is_sequence_pattern(text):  # an existing "clip [1080p].mp4" is a file
+        return ImageSequenceSource(text)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSource(path)
     return VideoFileSource(path)
 
 
+def is_printf_pattern(text: str) -> bool:
+    """True for numbered-file patterns such as `frames/%04d.png`."""
+    return bool(_PRINTF.search(text))
+
+
 def is_sequence_pattern(text: str) -> bool:
     """True for printf patterns (`%04d`) and globs (`*`, `?`, `[...]`)."""
-    return bool(_PRINTF.search(text)) or any(c in _GLOB_CHARS for c in Path(text).name)
+    return is_printf_pattern(text) or any(c in _GLOB_CHARS for c in Path(text).name)
 
 
 def expand_sequence(pattern: str) -> tuple[list[Path], list[int]]:
@@ -276,8 +309,9 @@ def expand_sequence(pattern: str) -> tuple[list[Path], list[int]]:
         prefix, suffix = pattern[: match.start()], pattern[match.end() :]
         width = match.group(1)
         digits = rf"\d{{{int(width)},}}" if width else r"\d+"
-        regex = re.compile(re.escape(Path(prefix).name) + f"({digits})" + re.escape(suffix))
-        folder = Path(prefix).parent
+        folder_name, head = os.path.split(prefix)  # "frames/" → ("frames", ""): Path() would drop the slash
+        folder = Path(folder_name or ".")
+        regex = re.compile(re.escape(head) + f"({digits})" + re.escape(suffix))
         if not folder.is_dir() or Path(suffix).parent != Path("."):
             return [], []
         found = sorted(
@@ -307,8 +341,9 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(raw[:, :, 2::-1]), alpha
 
 
-def _still_info(uri: str, kind: str, width: int, height: int, image: np.ndarray, count: int) -> SourceInfo:
+def _still_info(uri: str, kind: str, image: np.ndarray, count: int) -> SourceInfo:
     depth = 8 if image.dtype == np.uint8 else 16
+    height, width = image.shape[:2]
     return SourceInfo(
         uri=uri,
         kind=kind,
@@ -318,7 +353,7 @@ def _still_info(uri: str, kind: str, width: int, height: int, image: np.ndarray,
         time_base=1 / SEQUENCE_FPS,
         frame_count=count,
         bit_depth=depth,
-        colour=resolve_colour(None, 2, None, None, height, None),
+        colour=resolve_colour(None, RANGE_FULL, None, None, height, None),  # images are full-range RGB
     )
 
 

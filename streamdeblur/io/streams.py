@@ -47,6 +47,7 @@ CONNECT_FACTOR = 2  # connecting (probe, first keyframe) may take this many watc
 CLEANUP_FACTOR = 3  # FFmpeg's own timeout, in watchdog timeouts: only frees abandoned readers
 PACING_SLACK = 0.2  # seconds a paced file may fall behind its clock before the clock restarts
 DEFAULT_FPS = Fraction(30)  # for sources that do not say (most webcams say)
+END_OF_STREAM = "end of stream"  # what a reader reports when its source ends cleanly
 _WEBCAM_PATH = re.compile(r"/dev/(video\d+|v4l/.+)")
 
 Captured = tuple[np.ndarray, float, float]  # RGB picture, monotonic capture time, seconds to decode
@@ -118,8 +119,9 @@ class AVCapture(Capture):
         for packet in self.container.demux(self.stream):
             began = time.perf_counter()
             for frame in packet.decode():
-                colour = self.colour or resolve_colour(None, None, None, None, frame.height, frame.format.name)
-                image = frame_to_rgb(frame, colour, self.bit_depth)
+                if self.colour is None:  # the stream did not say before decoding: the first frame does
+                    self.colour = resolve_colour(None, None, None, None, frame.height, frame.format.name)
+                image = frame_to_rgb(frame, self.colour, self.bit_depth)
                 seconds = time.perf_counter() - began
                 if self.paced and frame.time is not None:
                     now = time.monotonic()
@@ -156,6 +158,8 @@ class WebcamCapture(Capture):
             if not ok:
                 return
             image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if self.colour is None:  # OpenCV gives RGB: tag the output the way players assume
+                self.colour = resolve_colour(None, None, None, None, image.shape[0], None)
             yield image, time.perf_counter() - began
 
     def close(self) -> None:
@@ -265,7 +269,7 @@ class LiveSource(Source):
             time_base=TIME_BASE,
             frame_count=None,
             bit_depth=8 if first[0].dtype == np.uint8 else capture.bit_depth,
-            colour=capture.colour or resolve_colour(None, None, None, None, height, capture.pix_fmt),
+            colour=capture.colour,  # resolved by the time the first frame arrived
             pix_fmt=capture.pix_fmt,
         )
 
@@ -296,7 +300,7 @@ class LiveSource(Source):
             except queue.Empty:
                 pass
             if connection.finished.is_set() and connection.frames.empty():
-                return connection.error or "end of stream"
+                return connection.error or END_OF_STREAM
             if time.monotonic() > deadline:
                 return f"stalled: no frame for {timeout:g} s"
         return None
@@ -320,7 +324,7 @@ class LiveSource(Source):
                     gap = False
                     item = self._next(connection)
                 connection.abandon()
-                if item is None or (self.kind == "file" and item == "end of stream"):
+                if item is None or (self.kind == "file" and item == END_OF_STREAM):
                     return
                 if self.kind == "file":
                     raise InputError(f"{self.uri}: {item}")

@@ -50,6 +50,7 @@ class Pipeline:
         self.q_in: StageQueue[Frame] = StageQueue(queue_size, self.stop, drop_oldest=live)
         self.q_out: StageQueue[Frame] = StageQueue(queue_size, self.cancel)
         self.errors: list[BaseException] = []
+        source.attach(self.stop, stats.stages["decode"])  # a stream's reader must not outlive a stop
 
     def _fail(self, err: BaseException) -> None:
         self.errors.append(err)
