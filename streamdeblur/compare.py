@@ -18,16 +18,12 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import InputError, OutputError, UsageError
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, partial_path, write_image
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, Source, open_source
 from streamdeblur.metrics import sharpness
 
 BANNER = 0.07  # banner height as a fraction of the panel height (at least 18 px)
-
-
-def _to8(image: np.ndarray) -> np.ndarray:
-    return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
 
 
 def labelled(image: np.ndarray, text: str) -> np.ndarray:
@@ -51,7 +47,7 @@ def edge_map(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 def side_by_side(before: np.ndarray, after: np.ndarray, edges: bool) -> np.ndarray:
     """input | output [| edges] with labels and blur scores."""
-    before, after = _to8(before), _to8(after)
+    before, after = to_rgb8(before), to_rgb8(after)
     panels = [
         labelled(before, f"input  blur score {sharpness(before):.0f}"),
         labelled(after, f"output  blur score {sharpness(after):.0f}"),

@@ -25,13 +25,9 @@ import av
 
 from streamdeblur.errors import InputError, OutputError, UsageError
 from streamdeblur.io.sinks import partial_path
-from streamdeblur.io.sources import IMAGE_EXTENSIONS, ImageSource, Source, VideoFileSource
+from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, Source, VideoFileSource
 from streamdeblur.pipeline.stats import RunStats
 
-VIDEO_EXTENSIONS = {
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-    ".flv", ".wmv", ".asf", ".3gp", ".ogv", ".mxf", ".vob", ".dv", ".y4m", ".gif",
-}  # fmt: skip
 # Containers a video keeps (when they can hold the encoder's codec); every other one becomes .mkv.
 KEPT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 FALLBACK_CONTAINER = ".mkv"  # Matroska holds any codec and every audio/subtitle stream

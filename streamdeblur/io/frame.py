@@ -37,3 +37,8 @@ class Frame:
     def time(self) -> float:
         """Presentation time in seconds."""
         return float(self.pts * self.time_base)
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """8-bit levels of an 8- or 16-bit image (16-bit keeps its top byte)."""
+    return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)

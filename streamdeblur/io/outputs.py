@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import (
     EncodeOptions,
     Sink,
@@ -93,7 +93,7 @@ class RawSink(Sink):
     def write(self, frame: Frame) -> None:
         if self.failed:
             return
-        image = frame.image if frame.image.dtype == np.uint8 else (frame.image >> 8).astype(np.uint8)
+        image = to_rgb8(frame.image)
         try:
             self.out.write(np.ascontiguousarray(image).data)
             self.out.flush()

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from streamdeblur.io.streams import StreamOptions
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
+# Extensions that name videos (batch still probes every other file with FFmpeg).
+VIDEO_EXTENSIONS = {
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+    ".flv", ".wmv", ".asf", ".3gp", ".ogv", ".mxf", ".vob", ".dv", ".y4m", ".gif",
+}  # fmt: skip
 # FFmpeg demuxers that render text files as "video" (ANSI/binary art): never what a user means.
 TEXT_ART_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
 # Containers whose packets carry no presentation time (only decode order), so frames are

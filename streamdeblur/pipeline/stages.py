@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.models.registry import ModelSpec
 from streamdeblur.pipeline import tiling
 
@@ -28,12 +28,13 @@ SCENE_CUT_DISTANCE = 0.5  # half-L1 distance between luma histograms that counts
 
 
 def luma(image: np.ndarray) -> np.ndarray:
-    """8-bit luma at the analysis width (area-downscaled; never upscaled)."""
-    small = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+    """8-bit luma at the analysis width (area-downscaled first, so 16-bit frames shrink before
+    they are reduced to 8 bits; never upscaled)."""
+    small = image
     h, w = small.shape[:2]
     if w > ANALYSIS_WIDTH:
         small = cv2.resize(small, (ANALYSIS_WIDTH, max(1, round(h * ANALYSIS_WIDTH / w))), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(to_rgb8(small), cv2.COLOR_RGB2GRAY)
 
 
 def blur_score(gray: np.ndarray) -> float:

@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from streamdeblur.errors import InputError, UsageError
-from streamdeblur.io.sources import IMAGE_EXTENSIONS, open_source, read_image
+from streamdeblur.io.frame import to_rgb8
+from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source, read_image
 from streamdeblur.train.synth import average_frames
 
 KINDS = ("gopro", "gopro-gamma", "reds", "dvd", "paired", "sharp", "average")
 SPLITS = ("train", "test", "all")
 HELD_OUT = 10  # one file in ten, by name hash, is held out for testing
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 DVD_TEST = (
     "720p_240fps_2",
     "IMG_0003",
@@ -63,7 +63,7 @@ def held_out(name: str) -> bool:
 def read_rgb8(path: Path) -> Image:
     """An image as 8-bit RGB (16-bit images are reduced: the models work on 8-bit levels)."""
     image, _ = read_image(path)
-    return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+    return to_rgb8(image)
 
 
 def _images(folder: Path) -> list[Path]:
@@ -298,7 +298,7 @@ def decode_runs(path: Path, run: int, budget: int = VIDEO_BUDGET) -> list[np.nda
         for frame in source.frames():
             offset = frame.index % stride
             if offset < run and len(runs) < count:
-                image = frame.image if frame.image.dtype == np.uint8 else (frame.image >> 8).astype(np.uint8)
+                image = to_rgb8(frame.image)
                 current.append(image)
                 if len(current) == run:
                     runs.append(np.stack(current))
@@ -401,7 +401,7 @@ def eval_clips(data: Dataset) -> Iterator[tuple[str, Iterator[Pair]]]:
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
     with open_source(path) as source:
         for frame in source.frames():
-            yield frame.image if frame.image.dtype == np.uint8 else (frame.image >> 8).astype(np.uint8)
+            yield to_rgb8(frame.image)
 
 
 def _averaged(frames: Iterator[np.ndarray], n: int) -> Iterator[Pair]:
