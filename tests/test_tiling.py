@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from streamdeblur.models import create_model
-from streamdeblur.pipeline.tiling import OVERLAP, choose_tile, tile_starts, tiled
+from streamdeblur.pipeline.tiling import OVERLAP, frame_bytes, tile_for, tile_starts, tiled
 
 
 def test_tiles_cover_the_frame_with_overlap() -> None:
@@ -39,10 +39,14 @@ def test_conv_model_tiles_blend_without_seams() -> None:
     assert error[..., 32:80].mean() < 3 * error.mean() + 1e-3
 
 
-def test_choose_tile_only_when_needed() -> None:
-    assert choose_tile((720, 1280), bytes_per_pixel=1000, budget=2 * 720 * 1280 * 1000, multiple=16) is None
-    tile = choose_tile((2160, 3840), bytes_per_pixel=1000, budget=512 * 512 * 1000, multiple=16)
-    assert tile is not None and tile[0] % 16 == 0 and tile[0] * tile[1] * 1000 <= 512 * 512 * 1000
+def test_tiles_only_when_the_frame_does_not_fit() -> None:
+    from streamdeblur.models import get_spec
+
+    spec = get_spec("rt-focuser")  # 320 elements per padded pixel
+    whole = frame_bytes(spec, (720, 1280), torch.float32)
+    assert whole == 320 * 720 * 1280 * 4 and tile_for(spec, (720, 1280), torch.float32, whole) is None
+    tile = tile_for(spec, (2160, 3840), torch.float16, budget=512 * 512 * 320 * 2)
+    assert tile is not None and tile[0] % 16 == 0 and frame_bytes(spec, tile, torch.float16) <= 512 * 512 * 320 * 2
 
 
 def test_model_runner_tiles_large_frames(monkeypatch) -> None:

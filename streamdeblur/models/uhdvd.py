@@ -91,6 +91,18 @@ def pil_resize(levels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return levels
 
 
+def pil_pyramid(x: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
+    """[B, 3, H, W] in [0, 1] as the official script sees it: rounded to 8 bits, PIL-resized
+    to `size` (h, w), then to 1/2, 1/4 and 1/8 of it; four levels in [0, 1], in `x`'s dtype.
+
+    The model's blurry inputs (`UHDVD.forward_levels`) and the training targets alike.
+    """
+    h, w = size
+    full = pil_resize(torch.round(x.clamp(0, 1) * 255).int(), (h, w))
+    levels = [full] + [pil_resize(full, (h >> k, w >> k)) for k in (1, 2, 3)]
+    return [lv.to(x.dtype) / 255 for lv in levels]
+
+
 class ResBlock(nn.Sequential):
     """x + conv3x3 → ReLU → conv3x3 (keys `.0`, `.2` as in the release)."""
 
@@ -188,8 +200,13 @@ class UHDVD(DeblurModel):
         The result is the official output + 0.5, unclamped, so feeding it back as `prev`
         reproduces the official recurrence exactly.
         """
-        y = self.forward_levels(x, prev)[0]
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False) + 0.5
+        return self.final_output(self.forward_levels(x, prev)[0], x.shape[-2:])
+
+    @staticmethod
+    def final_output(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """`forward`'s result from `forward_levels(x, prev)[0]`: resized to the input's (h, w)
+        `size` and moved from the -0.5 domain to [0, 1] (unclamped)."""
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False) + 0.5
 
     def forward_levels(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every level's output, for the training loss (models.md §1.6), in the -0.5 domain.
@@ -201,9 +218,7 @@ class UHDVD(DeblurModel):
         with the sharp frame at 1, 1/2, 1/4, 1/8.
         """
         h, w = (math.ceil(s / MULTIPLE) * MULTIPLE for s in x.shape[-2:])
-        b1 = pil_resize(torch.round(x.clamp(0, 1) * 255).int(), (h, w))
-        levels = [b1] + [pil_resize(b1, (h >> k, w >> k)) for k in (1, 2, 3)]
-        blurry = [lv.to(x.dtype) / 255 - 0.5 for lv in levels]
+        blurry = [lv - 0.5 for lv in pil_pyramid(x, (h, w))]
         if prev is None:  # first frame of a shot: the official script's P = current frame
             p1 = blurry[0]
         else:

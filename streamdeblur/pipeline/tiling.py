@@ -10,11 +10,14 @@ tiled: tiling costs the overlap's extra work.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
 
 import torch
+
+from streamdeblur.models.registry import ModelSpec
 
 OVERLAP = 32  # pixels shared by neighbouring tiles: room for the ramp and the models' border effects
 MEMORY_SHARE = 0.6  # of the free memory one frame's activations may use
@@ -40,6 +43,24 @@ def ramp(start: int, tile: int, overlap: int, total: int) -> torch.Tensor:
     return w
 
 
+@functools.lru_cache(maxsize=8)
+def _plan(
+    size: tuple[int, int], tile: tuple[int, int], overlap: int, device: torch.device
+) -> list[tuple[tuple, torch.Tensor]]:
+    """Each tile's window and blend weights, already divided by their sum: a frame size's
+    tiling never changes, so it is built (and moved to the device) once."""
+    (h, w), (th, tw) = size, tile
+    tiles = []
+    total = torch.zeros((h, w))
+    for top in tile_starts(h, th, overlap):
+        for left in tile_starts(w, tw, overlap):
+            window = (..., slice(top, top + th), slice(left, left + tw))
+            weights = ramp(top, th, overlap, h)[:, None] * ramp(left, tw, overlap, w)
+            total[window] += weights
+            tiles.append((window, weights))
+    return [(window, (weights / total[window]).to(device)) for window, weights in tiles]
+
+
 def tiled(
     run: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
     x: torch.Tensor,
@@ -49,17 +70,11 @@ def tiled(
 ) -> torch.Tensor:
     """`run(x, prev)` evaluated tile by tile over [B, C, H, W] and blended into one output."""
     h, w = x.shape[-2:]
-    th, tw = min(tile[0], h), min(tile[1], w)
+    tiles = _plan((h, w), (min(tile[0], h), min(tile[1], w)), overlap, x.device)
     out = torch.zeros_like(x, dtype=torch.float32)
-    weight = torch.zeros((1, 1, h, w), dtype=torch.float32, device=x.device)
-    for top in tile_starts(h, th, overlap):
-        for left in tile_starts(w, tw, overlap):
-            window = (..., slice(top, top + th), slice(left, left + tw))
-            y = run(x[window], None if prev is None else prev[window]).float()
-            wy = (ramp(top, th, overlap, h)[:, None] * ramp(left, tw, overlap, w)).to(x.device)
-            out[window] += y * wy
-            weight[window] += wy
-    return (out / weight).to(x.dtype)
+    for window, weights in tiles:
+        out[window] += run(x[window], None if prev is None else prev[window]).float() * weights
+    return out.to(x.dtype)
 
 
 def free_memory(device: torch.device) -> int:
@@ -74,12 +89,27 @@ def free_memory(device: torch.device) -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def choose_tile(frame: tuple[int, int], bytes_per_pixel: float, budget: int, multiple: int) -> tuple[int, int] | None:
-    """The largest tile (H, W), a multiple of `multiple`, whose activations fit in `budget`;
-    None when the whole frame fits."""
-    h, w = frame
-    if bytes_per_pixel <= 0 or h * w * bytes_per_pixel <= budget:
+def frame_bytes(spec: ModelSpec, size: tuple[int, int], dtype: torch.dtype) -> int:
+    """Rough peak activation memory of one (H, W) frame through `spec`'s model (inference),
+    from the spec's per-pixel figure at the model's padded size."""
+    m = spec.input_multiple
+    h, w = (-(-s // m) * m for s in size)
+    return int(spec.peak_elements_per_pixel * h * w * dtype.itemsize)
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes one frame's activations may plan to use on `device`: a share of what is free."""
+    return int(MEMORY_SHARE * free_memory(device))
+
+
+def tile_for(spec: ModelSpec, size: tuple[int, int], dtype: torch.dtype, budget: int) -> tuple[int, int] | None:
+    """The largest tile (H, W), a multiple of the model's input multiple, whose activations fit
+    in `budget`; None when the whole (H, W) frame fits."""
+    if frame_bytes(spec, size, dtype) <= budget:
         return None
+    h, w = size
+    multiple = spec.input_multiple
+    bytes_per_pixel = spec.peak_elements_per_pixel * dtype.itemsize
     smallest = -(-4 * OVERLAP // multiple) * multiple  # ramps need room: at least 4 overlaps wide
     side = max(smallest, int(math.sqrt(budget / bytes_per_pixel)) // multiple * multiple)
     return min(side, h), min(side, w)

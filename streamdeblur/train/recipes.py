@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from streamdeblur.models.registry import DeblurModel, ModelSpec
-from streamdeblur.models.uhdvd import pil_resize
+from streamdeblur.models.uhdvd import pil_pyramid
 from streamdeblur.train.losses import PixelLoss, levels_loss
 
 
@@ -66,8 +65,8 @@ def batch_loss(
         x, y = blurry[:, t].contiguous(memory_format=fmt), sharp[:, t]
         if recipe.multi_level:
             levels = model.forward_levels(x, prev)
-            loss, terms = levels_loss(levels, _pyramid(y, levels[1].shape[-2:]), pixel)
-            out = F.interpolate(levels[0], size=x.shape[-2:], mode="bilinear", align_corners=False) + 0.5
+            loss, terms = levels_loss(levels, pil_pyramid(y, levels[1].shape[-2:]), pixel)
+            out = model.final_output(levels[0], x.shape[-2:])
         else:
             out = model(x, prev)
             loss, terms = pixel(out.float().clamp(0, 1), y), {}
@@ -76,10 +75,3 @@ def batch_loss(
         for key, value in terms.items():
             parts[key] = parts.get(key, 0) + value / frames
     return total, parts
-
-
-def _pyramid(sharp: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
-    """UHDVD's targets: the sharp frame stretched to the x128 size, then PIL-resized to 1/2, 1/4, 1/8."""
-    h, w = size
-    full = pil_resize(torch.round(sharp.float() * 255).int(), (h, w))
-    return [lv.float() / 255 for lv in [full] + [pil_resize(full, (h >> k, w >> k)) for k in (1, 2, 3)]]
