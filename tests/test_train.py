@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+import torch.nn.functional as F
 from media import texture
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -21,6 +22,8 @@ from test_cli import assert_one_line_error, run_cli
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
 from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
+from streamdeblur.train.losses import PIXEL_LOSSES
+from streamdeblur.train.recipes import batch_loss, recipe_for
 from streamdeblur.weights import read_manifest, sha256
 
 
@@ -71,6 +74,25 @@ def test_resume_continues_to_the_same_result(sharp_dir: Path, tmp_path: Path) ->
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # model, EMA and Adam alike
     log = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == [str(s) for s in range(1, 13)]
+
+
+def test_losses_run_in_float32_under_bf16_autocast() -> None:
+    """The forward pass may run under bf16 autocast (CUDA); the losses never do: SSIM's local
+    variances are differences of near-equal numbers, and in bf16 they are off by hundredths."""
+
+    class Brighten(torch.nn.Module):  # no autocast op: its output is float32, so only the loss could differ
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.9 * x + 0.05
+
+    g = torch.Generator().manual_seed(0)
+    sharp = F.avg_pool2d(torch.rand(4, 3, 48, 48, generator=g), 5, 1, 2)
+    blurry = (F.avg_pool2d(sharp, 3, 1, 1) + 0.03 * torch.randn(sharp.shape, generator=g)).clamp(0, 1)
+    spec = get_spec("rt-focuser")
+    args = (Brighten(), spec, recipe_for(spec), blurry[:, None], sharp[:, None], PIXEL_LOSSES["l1-ssim"])
+    full, _ = batch_loss(*args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = batch_loss(*args)
+    assert mixed.dtype == torch.float32 and abs(mixed.item() - full.item()) < 1e-6
 
 
 def test_checkpoints_are_small_shards(sharp_dir: Path, tmp_path: Path) -> None:

@@ -6,6 +6,9 @@
 - `freq`: L1 + 0.1 L1 of the 2-D spectrum (RT-Focuser v2's form): penalises the missing high
   frequencies that blur is made of.
 UHDVD's multi-level loss (models.md §1.6) is `levels_loss`.
+
+They expect float32 tensors and autocast off: `recipes.batch_loss` calls them that way, so
+none of them runs in bf16 (SSIM's local variances are differences of near-equal numbers).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def l1_ssim(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def freq(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    spectrum = lambda x: torch.view_as_real(torch.fft.fft2(x.float(), norm="backward"))  # noqa: E731
+    spectrum = lambda x: torch.view_as_real(torch.fft.fft2(x, norm="backward"))  # noqa: E731
     return F.l1_loss(out, target) + FFT_WEIGHT * F.l1_loss(spectrum(out), spectrum(target))
 
 
@@ -42,11 +45,7 @@ PIXEL_LOSSES: dict[str, PixelLoss] = {"mse": mse, "l1-ssim": l1_ssim, "freq": fr
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Sum of absolute neighbour differences per image (unnormalised, as UHDVD), batch mean.
-
-    Summed in float32: millions of terms in bf16 (autocast) would lose most of them.
-    """
-    x = x.float()
+    """Sum of absolute neighbour differences per image (unnormalised, as UHDVD), batch mean."""
     dh = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1)
     dw = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).sum(1)
     return (dh + dw).mean()
@@ -64,7 +63,7 @@ def levels_loss(
     total = TV_WEIGHT * total_variation(levels[0])
     parts = {"tv": total.detach()}
     for k, (level, target, weight) in enumerate(zip(levels, targets, LEVEL_WEIGHTS, strict=True)):
-        out = F.interpolate(level.float(), scale_factor=0.5, mode="bilinear", align_corners=False) + 0.5
+        out = F.interpolate(level, scale_factor=0.5, mode="bilinear", align_corners=False) + 0.5
         term = pixel(out, target)
         parts[f"lv{k + 1}"] = term.detach()
         total = total + weight * term

@@ -53,25 +53,44 @@ def batch_loss(
     """The loss of a batch of sequences [B, T, 3, h, w] and its terms (detached), for the log.
 
     Recurrent models run the frames in order, each getting the previous (detached) output;
-    single-frame models see the T frames as a batch of B*T.
+    single-frame models see the T frames as a batch of B*T. The model runs under whatever
+    autocast the caller set (bf16 on CUDA); the losses are computed afterwards with autocast
+    off, on float32 copies of the outputs, so none of them (SSIM's local variances, TV's
+    sums of millions of terms) is ever evaluated in reduced precision.
     """
+    outputs = _forward(model, spec, recipe, blurry, channels_last)
+    with torch.autocast(blurry.device.type, enabled=False):
+        if not spec.recurrent:
+            return pixel(outputs[0].float().clamp(0, 1), sharp.flatten(0, 1)), {}
+        total, parts = torch.zeros((), device=blurry.device), {}
+        for t, out in enumerate(outputs):
+            y = sharp[:, t]
+            if recipe.multi_level:
+                levels = [level.float() for level in out]
+                loss, terms = levels_loss(levels, pil_pyramid(y, levels[1].shape[-2:]), pixel)
+            else:
+                loss, terms = pixel(out.float().clamp(0, 1), y), {}
+            total = total + loss / len(outputs)
+            for key, value in terms.items():
+                parts[key] = parts.get(key, 0) + value / len(outputs)
+    return total, parts
+
+
+def _forward(model: DeblurModel, spec: ModelSpec, recipe: Recipe, blurry: torch.Tensor, channels_last: bool) -> list:
+    """The model's outputs for a batch: one tensor [B*T, 3, h, w] for single-frame models;
+    per frame, the output (or with `multi_level`, `forward_levels`' list) for recurrent ones."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if not spec.recurrent:
-        out = model(blurry.flatten(0, 1).contiguous(memory_format=fmt)).float()
-        return pixel(out.clamp(0, 1), sharp.flatten(0, 1)), {}
-    total, parts, prev = torch.zeros((), device=blurry.device), {}, None
-    frames = blurry.shape[1]
-    for t in range(frames):
-        x, y = blurry[:, t].contiguous(memory_format=fmt), sharp[:, t]
+        return [model(blurry.flatten(0, 1).contiguous(memory_format=fmt))]
+    outputs, prev = [], None
+    for t in range(blurry.shape[1]):
+        x = blurry[:, t].contiguous(memory_format=fmt)
         if recipe.multi_level:
             levels = model.forward_levels(x, prev)
-            loss, terms = levels_loss(levels, pil_pyramid(y, levels[1].shape[-2:]), pixel)
+            outputs.append(levels)
             out = model.final_output(levels[0], x.shape[-2:])
         else:
             out = model(x, prev)
-            loss, terms = pixel(out.float().clamp(0, 1), y), {}
+            outputs.append(out)
         prev = out.detach().float()
-        total = total + loss / frames
-        for key, value in terms.items():
-            parts[key] = parts.get(key, 0) + value / frames
-    return total, parts
+    return outputs
