@@ -95,6 +95,18 @@ def test_losses_run_in_float32_under_bf16_autocast() -> None:
     assert mixed.dtype == torch.float32 and abs(mixed.item() - full.item()) < 1e-6
 
 
+def test_resuming_from_an_older_checkpoint_abandons_the_newer_ones(sharp_dir: Path, tmp_path: Path) -> None:
+    Trainer(tiny(sharp_dir, steps=6, checkpoint_every=2, keep=3), RunOptions(tmp_path, "cpu")).run()
+    folders = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folders.iterdir()) == ["step_0000002", "step_0000004", "step_0000006"]
+    resumed = Trainer(
+        TrainConfig(model=None, data=None, steps=None), RunOptions(tmp_path, "cpu", folders / "step_0000002")
+    )
+    assert resumed.step == 2 and [p.name for p in folders.iterdir()] == ["step_0000002"]
+    assert checkpoint.latest(tmp_path).name == "step_0000002"  # not step 6, whose log rows are gone
+    assert [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]] == ["1", "2"]
+
+
 def test_checkpoints_are_small_shards(sharp_dir: Path, tmp_path: Path) -> None:
     trainer = Trainer(tiny(sharp_dir, steps=2, checkpoint_every=1, keep=2), RunOptions(tmp_path, "cpu"))
     trainer.run()

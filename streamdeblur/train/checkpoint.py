@@ -117,6 +117,15 @@ def save(folder: Path, tensors: Tensors, state: dict[str, Any], keep: int) -> Pa
     return folder
 
 
+def discard_after(run: Path, step: int) -> None:
+    """Delete the run's checkpoints after `step`. Resuming from an older checkpoint abandons
+    them (and the log rows after it); kept, `latest` would go back to them on the next resume."""
+    for folder in (run / "checkpoints").glob(f"{PREFIX}*[0-9]"):
+        number = folder.name[len(PREFIX) :]
+        if number.isdigit() and int(number) > step:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def load(folder: Path) -> tuple[Tensors, dict[str, Any]]:
     """The tensors and state of a checkpoint folder."""
     try:

@@ -218,6 +218,7 @@ class Trainer:
         self.history = state["history"]
         self.evals = state["evals"]
         _set_rng_state(state["rng"])
+        checkpoint.discard_after(self.out, self.step)  # an older checkpoint: the newer ones are abandoned
         _truncate_csv(self.out / "log.csv", self.step)
         _truncate_csv(self.out / "eval.csv", self.step)
 
