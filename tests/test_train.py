@@ -185,6 +185,19 @@ def test_cli_trains_and_resume_refuses_other_settings(sharp_dir: Path, tmp_path:
     assert code == 0, err  # already at its last step: nothing left to do; evaluation settings may change
 
 
+def test_resume_can_set_a_setting_back_to_its_default(sharp_dir: Path, tmp_path: Path) -> None:
+    args = ["train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "1", "--batch", "1", "--crop", "32"]
+    args += ["--seed", "3", "--eval-max", "3", "--keep", "1", "--log-every", "5", "--no-eval", "-o", tmp_path / "run"]
+    code, err = run_cli(*args, "-q")
+    assert code == 0, err
+    code, err = run_cli("train", "--resume", tmp_path / "run", "--seed", "0")  # the default, but not this run's
+    assert_one_line_error(code, err, 2, "started with seed=3")
+    code, err = run_cli("train", "--resume", tmp_path / "run", "--eval-max", "16", "--keep", "2", "-q")
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert (config["eval_max"], config["keep"], config["log_every"], config["seed"]) == (16, 2, 5, 3)
+
+
 def test_sigterm_saves_a_checkpoint_and_exits_130(sharp_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["--model", "rt-focuser", "--data", sharp_dir, "--steps", "10000", "--batch", "1", "--crop", "32"]

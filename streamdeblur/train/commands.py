@@ -6,12 +6,14 @@ Both talk to the user on stderr (rich progress, a summary table) and keep stdout
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -236,8 +238,19 @@ def train_from_options(o: dict[str, Any]) -> int:
         **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema", "init")},
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
     )
-    options = RunOptions(out, o["device"], o["resume"], o["time_limit"], o["export"])
+    options = RunOptions(out, o["device"], o["resume"], o["time_limit"], o["export"], given=_given_settings())
     return run_training(config, options, o["quiet"])
+
+
+def _given_settings() -> frozenset[str] | None:
+    """The TrainConfig fields named on the command line (so `--resume RUN --eval-max 16` sets
+    16 even where it is the default); None outside a click command."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    given = lambda name: ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)  # noqa: E731
+    fields = {f.name for f in dataclasses.fields(TrainConfig) if given(f.name)}
+    return frozenset(fields | ({"eval_data"} if given("no_eval") else set()))
 
 
 def eval_options(fn: Callable) -> Callable:

@@ -106,6 +106,9 @@ class RunOptions:
     time_limit: float | None = None  # seconds: stop at the last checkpoint that fits
     export: Path | None = None
     command: str = field(default_factory=lambda: shlex.join(["streamdeblur", *sys.argv[1:]]))
+    # The TrainConfig fields this invocation named (the command line), for --resume; None:
+    # those that differ from TrainConfig's defaults (a setting cannot then be reset to its default).
+    given: frozenset[str] | None = None
 
 
 def lr_at(step: int, config: TrainConfig, lr_min: float) -> float:
@@ -149,7 +152,7 @@ class Trainer:
         resume_from = checkpoint.latest(options.resume) if options.resume else None
         tensors, state = checkpoint.load(resume_from) if resume_from else ({}, {})
         if state:
-            config = _merge(TrainConfig(**state["config"]), config)
+            config = _merge(TrainConfig(**state["config"]), config, options.given)
         elif self.out.exists() and any(self.out.iterdir()):
             raise UsageError(f"--out {self.out} exists and is not empty (use --resume {self.out} to continue it)")
         self.config = config = config.resolved()
@@ -443,13 +446,22 @@ class Trainer:
         return entry
 
 
-def _merge(stored: TrainConfig, given: TrainConfig) -> TrainConfig:
+def _merge(stored: TrainConfig, given: TrainConfig, named: frozenset[str] | None = None) -> TrainConfig:
     """The stored settings of a resumed run, with the CHANGEABLE ones that were given;
-    any other setting given must agree with the stored one."""
+    any other setting given must agree with the stored one.
+
+    `named` lists the settings given (a value equal to the default included); None: those
+    of `given` that are set and differ from the defaults.
+    """
     changes = {}
     for f in dataclasses.fields(TrainConfig):
         value = getattr(given, f.name)
-        if value is None or value == f.default or value == getattr(stored, f.name):
+        if named is not None:
+            if f.name not in named:
+                continue
+        elif value is None or value == f.default:
+            continue
+        if value == getattr(stored, f.name):
             continue
         if f.name not in CHANGEABLE:
             raise UsageError(
