@@ -24,7 +24,7 @@ from streamdeblur.train import checkpoint
 from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss, recipe_for
-from streamdeblur.weights import read_manifest, sha256
+from streamdeblur.weights import read_manifest, save_weights, sha256
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,17 @@ def test_resuming_from_an_older_checkpoint_abandons_the_newer_ones(sharp_dir: Pa
     assert resumed.step == 2 and [p.name for p in folders.iterdir()] == ["step_0000002"]
     assert checkpoint.latest(tmp_path).name == "step_0000002"  # not step 6, whose log rows are gone
     assert [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]] == ["1", "2"]
+
+
+def test_resume_does_not_read_the_init_weights_again(sharp_dir: Path, tmp_path: Path) -> None:
+    init = save_weights(create_model("rt-focuser").state_dict(), tmp_path / "init.safetensors", get_spec("rt-focuser"))
+    config = tiny(sharp_dir, steps=2, checkpoint_every=1, init=str(init))
+    Trainer(config, RunOptions(tmp_path / "run", "cpu", time_limit=0)).run()
+    init.unlink()  # moved away: the checkpoint holds every weight the run needs
+    resumed = Trainer(
+        TrainConfig(model=None, data=None, steps=None), RunOptions(tmp_path / "run", "cpu", tmp_path / "run")
+    )
+    assert resumed.step == 1 and resumed.config.init == str(init)
 
 
 def test_checkpoints_are_small_shards(sharp_dir: Path, tmp_path: Path) -> None:

@@ -164,7 +164,8 @@ class Trainer:
         self.eval_data = self._open_eval_data()
         self.batches = Batches(self.train_data, config, self.device)
         torch.manual_seed(config.seed)
-        self.model = create_model(config.model, weights=config.init).to(self.device)
+        # --init weights start a run; a resumed one gets all its weights from the checkpoint
+        self.model = create_model(config.model, weights=None if resume_from else config.init).to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = {name for name, _ in self.model.named_parameters()}
