@@ -139,6 +139,13 @@ def test_fp16_check_keeps_fp32_when_rounding_costs_psnr(sharp_dir: Path, tmp_pat
     assert read_manifest(tmp_path)["rt-focuser.safetensors"]["precision"] == "fp32"
 
 
+def test_fp16_check_keeps_fp16_that_scores_better(sharp_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(tiny(sharp_dir), RunOptions(tmp_path, "cpu"))
+    trainer._evaluate = lambda model, precision: {"psnr": {"output": 31.0}}  # the fp16-rounded weights
+    assert trainer.fp16_check({"psnr": {"output": 30.0}}) == (True, -1.0)  # 1 dB better: no loss at all
+    assert trainer.fp16_check({"psnr": {"output": 31.06}})[0] is False  # 0.06 dB worse
+
+
 def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) -> None:
     config = tiny(sharp_dir, steps=3, eval_data=None, eval_max=2, eval_crop=32)
     export = tmp_path / "weights" / "rt-focuser.safetensors"

@@ -9,8 +9,10 @@ never holds the GPU up. On CUDA the forward pass runs under bf16 autocast with c
 maps; weights, optimizer and loss stay float32.
 
 A run folder holds `checkpoints/`, `log.csv` (one row per --log-every steps), `eval.csv`,
-`run.json` (settings, history, evaluations) and at the end `<model>.safetensors` (the EMA
-weights in fp16) with its `manifest.json` entry.
+`run.json` (settings, history, evaluations) and at the end `<model>.safetensors` with its
+`manifest.json` entry: the EMA weights in fp16, or in fp32 where fp16 would lose more than
+FP16_TOLERANCE_DB (0.05 dB) of PSNR on the test split (the entry's `precision` and
+`fp16_psnr_loss_db`; without test data, fp16 unchecked).
 """
 
 from __future__ import annotations
@@ -387,7 +389,7 @@ class Trainer:
         full = final_eval if on_fp32 else self._evaluate(self.export_model(), "fp32")
         rounded = self.export_model().half().float()
         delta = full["psnr"]["output"] - self._evaluate(rounded, "fp32")["psnr"]["output"]
-        return abs(delta) <= FP16_TOLERANCE_DB, delta
+        return delta <= FP16_TOLERANCE_DB, delta  # fp16 weights that score better are kept too
 
     def write_weights(
         self, final_eval: dict[str, Any] | None, half: bool = True, fp16_delta: float | None = None
