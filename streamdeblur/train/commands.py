@@ -100,8 +100,7 @@ def resume_out(resume: Path) -> Path:
 
 
 def default_out(model: str | None) -> Path:
-    if not model:
-        raise UsageError("--model is required (unless resuming a run with --resume)")
+    """runs/MODEL-TIME (a missing --model is refused by TrainConfig.resolved before anything is written)."""
     return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 

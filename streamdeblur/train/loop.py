@@ -77,9 +77,10 @@ class TrainConfig:
     eval_crop: int | None = None
 
     def resolved(self) -> TrainConfig:
-        """Unset hyper-parameters filled in from the model's recipe."""
-        if not self.model:
-            raise UsageError("--model is required (unless resuming a run with --resume)")
+        """The required settings checked, unset hyper-parameters filled in from the model's recipe."""
+        for name in ("model", "data", "steps"):
+            if not getattr(self, name):
+                raise UsageError(f"--{name} is required (unless resuming a run with --resume)")
         recipe = recipe_for(get_spec(self.model))
         fill = {k: getattr(recipe, k) for k in ("batch", "crop", "frames", "lr", "loss") if getattr(self, k) is None}
         config = dataclasses.replace(self, **fill)
@@ -87,9 +88,6 @@ class TrainConfig:
         return config
 
     def check(self) -> None:
-        for name in ("model", "data", "steps"):
-            if not getattr(self, name):
-                raise UsageError(f"--{name} is required (unless resuming a run with --resume)")
         if self.loss not in PIXEL_LOSSES:
             raise UsageError(f"unknown loss {self.loss!r} (use {', '.join(PIXEL_LOSSES)})")
         if self.blur not in PRESETS:
