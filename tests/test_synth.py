@@ -12,6 +12,7 @@ import pytest
 import torch
 from media import texture
 
+from streamdeblur.errors import UsageError
 from streamdeblur.metrics import psnr, sharpness
 from streamdeblur.train import synth
 from streamdeblur.train.jpeg import jpeg
@@ -156,3 +157,9 @@ def test_foreground_moves_on_its_own() -> None:
         assert 0.01 < changed.float().mean() < 0.6
     assert not torch.equal(sharp[:, 0], sharp[:, 2])  # and it is somewhere else two frames later
     assert not torch.equal(blurry[:, 1], sharp[:, 1])  # its motion blurs it
+
+
+def test_unknown_preset_is_a_usage_error() -> None:
+    assert synth.preset("mild") is synth.PRESETS["mild"]
+    with pytest.raises(UsageError, match="unknown blur preset 'nope' \\(use default, mild, strong\\)"):
+        synth.preset("nope")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from streamdeblur.train.datasets import Dataset, Sample, Sampler
-from streamdeblur.train.synth import PRESETS, synthesize
+from streamdeblur.train.synth import preset, synthesize
 
 if TYPE_CHECKING:
     from streamdeblur.train.loop import TrainConfig
@@ -30,7 +30,7 @@ class Batches:
     def __init__(self, datasets: list[Dataset], config: TrainConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
-        self.blur = PRESETS[config.blur]
+        self.blur = preset(config.blur)
         margin = self.blur.margin(config.frames, (config.crop, config.crop))
         self.samplers = [Sampler(d, config.frames, config.crop, margin) for d in datasets]
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")

@@ -25,11 +25,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from streamdeblur.errors import InputError, UsageError
+from streamdeblur.errors import InputError
 from streamdeblur.metrics import finite, psnr, sharpness, ssim
 from streamdeblur.pipeline.stages import ModelRunner
 from streamdeblur.train.datasets import Dataset, Pair, eval_clips
-from streamdeblur.train.synth import PRESETS, SequenceBlur
+from streamdeblur.train.synth import SequenceBlur, preset
 
 MIN_SIZE = 16
 
@@ -58,9 +58,7 @@ def _to_image(x: torch.Tensor) -> np.ndarray:
 
 def synthetic_pairs(name: str, frames: Iterator[Pair], options: EvalOptions) -> Iterator[Pair]:
     """Blur a clip's sharp frames reproducibly (see the module docstring)."""
-    if options.blur not in PRESETS:
-        raise UsageError(f"unknown blur preset {options.blur!r} (use {', '.join(PRESETS)})")
-    config = PRESETS[options.blur]
+    config = preset(options.blur)
     g = torch.Generator().manual_seed(clip_seed(options.seed, name))
     first = next(frames, None)
     if first is None:

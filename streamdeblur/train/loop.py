@@ -44,7 +44,7 @@ from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss, recipe_for
-from streamdeblur.train.synth import PRESETS
+from streamdeblur.train.synth import preset
 
 # Settings a resumed run may change: they do not touch what is trained. All others must stay.
 CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
@@ -90,8 +90,7 @@ class TrainConfig:
     def check(self) -> None:
         if self.loss not in PIXEL_LOSSES:
             raise UsageError(f"unknown loss {self.loss!r} (use {', '.join(PIXEL_LOSSES)})")
-        if self.blur not in PRESETS:
-            raise UsageError(f"unknown blur preset {self.blur!r} (use {', '.join(PRESETS)})")
+        preset(self.blur)
         if self.crop < 16:
             raise UsageError("--crop must be at least 16")
 

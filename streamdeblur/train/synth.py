@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from streamdeblur.errors import UsageError
 from streamdeblur.train.jpeg import jpeg
 
 GAMMA = 2.2
@@ -78,6 +79,15 @@ PRESETS = {
     ),
     "strong": BlurConfig(pan=(4.0, 32.0), pan_prob=0.8, shake=(2.0, 10.0), rotation=1.0, exposure=(0.5, 1.0)),
 }
+
+
+def preset(name: str) -> BlurConfig:
+    """The blur preset `name` (--blur), or a usage error naming the presets."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown blur preset {name!r} (use {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
 STATIC = BlurConfig(
     pan=(0.0, 0.0),
     shake=(0.0, 0.0),
