@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from streamdeblur.pipeline.stages import blur_score, luma
 
 SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = 3.5  # window radius int(3.5 * 1.5 + 0.5) = 5: 11 taps, as scikit-image and the paper
+SSIM_TRUNCATE = 3.5
+SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: an 11x11 window, as scikit-image and the paper
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
@@ -33,8 +34,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
 
 @functools.lru_cache(maxsize=8)
 def _gaussian_taps(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    x = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=torch.float64)
     taps = torch.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
     return (taps / taps.sum()).to(dtype=dtype, device=device)
 
@@ -49,7 +49,7 @@ def _window_mean(x: torch.Tensor) -> torch.Tensor:
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-image SSIM of [B, C, H, W] tensors, averaged over channels and valid positions."""
-    size = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1
+    size = 2 * SSIM_RADIUS + 1
     if min(x.shape[-2:]) < size:
         raise ValueError(f"SSIM needs images of at least {size}x{size} pixels, got {x.shape[-1]}x{x.shape[-2]}")
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2

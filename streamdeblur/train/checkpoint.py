@@ -1,7 +1,7 @@
 """Training checkpoints: small, in shards, and exact to resume from.
 
-A checkpoint is a folder `step_NNNNNNN/` holding `state.json` (step, settings, RNG states,
-optimizer hyper-parameters) and safetensors shards of at most `SHARD_BYTES`, so that every
+A checkpoint is a folder `step_NNNNNNN/` holding `state.json` (step, settings, history,
+evaluations, Adam's step count) and safetensors shards of at most `SHARD_BYTES`, so that every
 file fits the transfer limits of the machines runs are moved between. It stores 8 bytes per
 parameter instead of 16: the EMA weights in fp16, the live weights as fp16 *offsets from the
 EMA* (they differ little, so the offsets keep about 1e-3 of their own size: far finer than
@@ -95,7 +95,7 @@ def save(folder: Path, tensors: Tensors, state: dict[str, Any], keep: int) -> Pa
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     shard: Tensors = {}
-    size = index = 0
+    size = 0
     shards = []
     for key in sorted(tensors):
         value = tensors[key].detach().to("cpu").contiguous()

@@ -17,12 +17,10 @@ FP16_TOLERANCE_DB (0.05 dB) of PSNR on the test split (the entry's `precision` a
 
 from __future__ import annotations
 
-import base64
 import csv
 import dataclasses
 import json
 import math
-import random
 import shlex
 import shutil
 import sys
@@ -31,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from streamdeblur import hardware, weights
@@ -116,31 +113,6 @@ def lr_at(step: int, config: TrainConfig, lr_min: float) -> float:
     return lr_min + 0.5 * (config.lr - lr_min) * (1 + math.cos(math.pi * progress))
 
 
-def _rng_state() -> dict[str, Any]:
-    """The global generators' states as JSON (nothing here is unpickled on resume)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
-        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
-        "python": [version, list(internal), gauss],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    decode = lambda text: torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)  # noqa: E731
-    torch.set_rng_state(decode(state["torch"]))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([decode(s) for s in state["cuda"]])
-
-
 class Trainer:
     """One training run: model, EMA, optimizer, data, logs and checkpoints in `options.out`."""
 
@@ -162,6 +134,8 @@ class Trainer:
         self.train_data = [open_dataset(spec, "train", config.average) for spec in config.data]
         self.eval_data = self._open_eval_data()
         self.batches = Batches(self.train_data, config, self.device)
+        # The global generators only initialise the model: batches, blur and evaluation draw from
+        # their own generators and no layer is random, so checkpoints hold no RNG state.
         torch.manual_seed(config.seed)
         # --init weights start a run; a resumed one gets all its weights from the checkpoint
         self.model = create_model(config.model, weights=None if resume_from else config.init).to(self.device)
@@ -220,7 +194,6 @@ class Trainer:
         self.step = state["step"]
         self.history = state["history"]
         self.evals = state["evals"]
-        _set_rng_state(state["rng"])
         checkpoint.discard_after(self.out, self.step)  # an older checkpoint: the newer ones are abandoned
         _truncate_csv(self.out / "log.csv", self.step)
         _truncate_csv(self.out / "eval.csv", self.step)
@@ -235,7 +208,6 @@ class Trainer:
             "config": dataclasses.asdict(self.config),
             "history": self.history,
             "evals": self.evals,
-            "rng": _rng_state(),
         }
         folder = checkpoint.save(checkpoint.checkpoint_dir(self.out, self.step), packed, state, self.config.keep)
         self._load(*checkpoint.settle(packed), adam_step)
