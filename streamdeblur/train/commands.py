@@ -22,15 +22,14 @@ from rich.table import Table
 from streamdeblur import hardware
 from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.hardware import PRECISIONS
-from streamdeblur.models import create_model, get_spec, model_names
-from streamdeblur.pipeline.stages import ModelRunner
+from streamdeblur.models import model_names
+from streamdeblur.pipeline.runner import RunConfig, load_engine
 from streamdeblur.train import checkpoint
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
 from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.synth import PRESETS
-from streamdeblur.weights import resolve_weights
 
 
 def _console(quiet: bool) -> Console:
@@ -121,21 +120,19 @@ def run_eval(
     if not data:
         raise UsageError("give evaluation data with --data (see `streamdeblur eval --help`)")
     console = _console(quiet or as_json)
-    dev = hardware.resolve_device(device)
-    prec = hardware.resolve_precision(precision, dev)
-    spec = get_spec(model)
-    path = resolve_weights(spec, weights or "default")
-    datasets = [open_dataset(spec_, split, average) for spec_ in data]
-    runner = ModelRunner(create_model(spec.name, weights=path).for_inference(), spec, dev, prec)
+    datasets = [open_dataset(spec, split, average) for spec in data]
+    # `model` is a named model, so load_engine has nothing to choose and the frame size is moot
+    engine = load_engine(RunConfig(model=model, weights=weights, device=device, precision=precision), (0, 0))
+    runner = engine.runner
     progress = _progress(console, "evaluating")
     task = progress.add_task("eval", total=None, status="")
     with progress:
         report = evaluate(runner, datasets, options, on_frame=lambda n: progress.update(task, completed=n))
     header = {
-        "model": spec.name,
-        "weights": str(path),
-        "device": str(dev),
-        "precision": prec,
+        "model": runner.spec.name,
+        "weights": engine.weights,
+        "device": str(runner.device),
+        "precision": runner.precision,
         "split": split,
         "blur": options.blur if any(d.synthetic for d in datasets) else None,
         "seed": options.seed,
