@@ -419,10 +419,11 @@ class SequenceBlur:
             sigma = torch.sqrt(self.shot.view(shape) * blurry.clamp(min=0) + self.read.view(shape) ** 2)
             blurry = blurry + sigma * torch.randn(blurry.shape, generator=g, device=device)
         blurry = to_srgb(blurry)
-        if self.config.jpeg_prob > 0:
+        if self.config.jpeg_prob > 0 and bool(self.compress.any()):  # only the frames of compressed sequences
             flat = blurry.flatten(0, 1)
-            apply = self.compress.repeat_interleave(count)[:, None, None, None]
-            blurry = torch.where(apply, jpeg(flat, self.quality.repeat_interleave(count)), flat).view_as(blurry)
+            chosen = self.compress.repeat_interleave(count).nonzero().squeeze(1)
+            quality = self.quality.repeat_interleave(count)[chosen]
+            blurry = flat.index_copy(0, chosen, jpeg(flat[chosen], quality)).view_as(blurry)
         return quantize(blurry), quantize(to_srgb(target))
 
 
