@@ -14,7 +14,9 @@ from media import motion_blur, texture
 from test_cli import assert_one_line_error, run_cli
 
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.pipeline.stages import blur_score, luma
+from streamdeblur.pipeline.stages import ModelRunner, blur_score, luma
+from streamdeblur.train.datasets import open_dataset
+from streamdeblur.train.evaluate import EvalOptions, evaluate, prepare
 from streamdeblur.weights import save_weights
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
@@ -126,6 +128,27 @@ def test_synthetic_evaluation_is_reproducible(tmp_path: Path, weights: dict, cap
     assert mild["psnr"]["input"] > first["psnr"]["input"] + 3  # nearly sharp frames
     cropped = run_eval_json(capsys, *args, "--crop", "24", "--max-clips", "1")
     assert cropped["frames"] == 1
+
+
+def test_prepared_frames_give_the_same_figures(paired: Path, weights: dict, tmp_path: Path) -> None:
+    """Training evaluates on frames read, blurred and measured once: the figures are the same."""
+    for i in range(2):
+        write_png(tmp_path / f"p{i}.png", cv2.resize(texture(50, 40, seed=i), (100, 80)))
+    spec = get_spec("rt-focuser")
+    runner = ModelRunner(
+        create_model(spec.name, weights=weights[spec.name]).for_inference(), spec, torch.device("cpu"), "fp32"
+    )
+    datasets = [open_dataset(str(paired), "all"), open_dataset(f"sharp:{tmp_path}", "all")]
+    options = EvalOptions(crop=24, frames=2)
+    prepared = prepare(datasets, options)
+    figures = lambda report: {  # noqa: E731
+        **{k: v for k, v in report.items() if k not in ("datasets", "ms_per_frame", "fps")},
+        "datasets": [{k: v for k, v in d.items() if k not in ("ms_per_frame", "fps")} for d in report["datasets"]],
+    }
+    direct = figures(evaluate(runner, datasets, options))
+    assert direct["frames"] == 8 and figures(evaluate(runner, prepared, options)) == direct
+    assert figures(evaluate(runner, prepared, options)) == direct  # and again
+    assert prepare(datasets, options, max_bytes=10_000) is None  # too big to keep: read again each time
 
 
 def test_eval_table_report_file_and_errors(paired: Path, weights: dict, tmp_path: Path) -> None:

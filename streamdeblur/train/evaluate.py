@@ -107,18 +107,75 @@ def eval_pairs(data: Dataset, options: EvalOptions) -> Iterator[tuple[str, Itera
         yield name, itertools.islice(frames, options.max_frames)
 
 
-def frame_metrics(blurry: np.ndarray, output: np.ndarray, sharp: np.ndarray) -> dict[str, float]:
-    """PSNR/SSIM (float64, 8-bit images scaled to [0, 1]) and sharpness of one frame."""
-    b, o, s = (_to_tensor(x).double() for x in (blurry, output, sharp))
+def input_metrics(blurry: np.ndarray, sharp: np.ndarray) -> dict[str, float]:
+    """The model-independent figures of a frame: PSNR/SSIM of the blurry input (float64, 8-bit
+    images scaled to [0, 1]) and the sharpness of input and ground truth."""
+    b, s = (_to_tensor(x).double() for x in (blurry, sharp))
     return {
         "psnr_input": finite(psnr(b, s).item()),
-        "psnr_output": finite(psnr(o, s).item()),
         "ssim_input": ssim(b, s).item(),
-        "ssim_output": ssim(o, s).item(),
         "sharpness_input": sharpness(blurry),
-        "sharpness_output": sharpness(output),
         "sharpness_ground_truth": sharpness(sharp),
     }
+
+
+def output_metrics(output: np.ndarray, sharp: np.ndarray) -> dict[str, float]:
+    """PSNR/SSIM and sharpness of the model's output, as `input_metrics` measures the input."""
+    o, s = (_to_tensor(x).double() for x in (output, sharp))
+    return {
+        "psnr_output": finite(psnr(o, s).item()),
+        "ssim_output": ssim(o, s).item(),
+        "sharpness_output": sharpness(output),
+    }
+
+
+@dataclass
+class EvalFrame:
+    """A (blurry, sharp) frame to evaluate on and its `input_metrics`."""
+
+    blurry: np.ndarray
+    sharp: np.ndarray
+    inputs: dict[str, float]
+
+
+def eval_frames(data: Dataset, options: EvalOptions) -> Iterator[tuple[str, Iterator[EvalFrame]]]:
+    """`eval_pairs` with each frame checked and its input side measured."""
+    for name, pairs in eval_pairs(data, options):
+        yield name, _measured(data, name, pairs)
+
+
+def _measured(data: Dataset, name: str, pairs: Iterator[Pair]) -> Iterator[EvalFrame]:
+    for index, (blurry, sharp) in enumerate(pairs):
+        if blurry is None or blurry.shape != sharp.shape:
+            raise InputError(f"{data.spec} {name} frame {index}: blurry and sharp sizes differ")
+        yield EvalFrame(blurry, sharp, input_metrics(blurry, sharp))
+
+
+@dataclass
+class EvalSet:
+    """Evaluation frames read, blurred and measured once, for evaluating many models on them
+    (training evaluates every --eval-every steps and twice more at the end)."""
+
+    datasets: list[Dataset]
+    clips: list[list[tuple[str, list[EvalFrame]]]]  # per dataset: (clip name, frames)
+
+
+def prepare(datasets: list[Dataset], options: EvalOptions, max_bytes: int | None = None) -> EvalSet | None:
+    """The frames `evaluate(runner, datasets, options)` would read, as an EvalSet; None where
+    their images take more than `max_bytes` (then they are better read again each time)."""
+    total, clips = 0, []
+    for data in datasets:
+        found = []
+        for name, frames in eval_frames(data, options):
+            kept = []
+            for frame in frames:  # copies: a crop is a view that would keep its whole image alive
+                kept.append(EvalFrame(frame.blurry.copy(), frame.sharp.copy(), frame.inputs))
+                total += frame.blurry.nbytes + frame.sharp.nbytes
+                if max_bytes is not None and total > max_bytes:
+                    return None
+            found.append((name, kept))
+        clips.append(found)
+    return EvalSet(datasets, clips)
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
@@ -144,30 +201,34 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
 
 def evaluate(
     runner: ModelRunner,
-    datasets: list[Dataset],
+    datasets: list[Dataset] | EvalSet,
     options: EvalOptions,
     on_frame: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Run every clip of `datasets` through `runner` and measure; returns the report dict.
 
-    The first frame a runner processes is left out of the speed figure (warm-up: lazy
-    initialisation, cuDNN autotuning).
+    `datasets` may be an EvalSet prepared from them with the same `options` (the same
+    figures, without reading, blurring and measuring the inputs again). The first frame a
+    runner processes is left out of the speed figure (warm-up: lazy initialisation, cuDNN
+    autotuning).
     """
+    if isinstance(datasets, EvalSet):
+        sources = list(zip(datasets.datasets, datasets.clips, strict=True))
+    else:
+        sources = [(data, eval_frames(data, options)) for data in datasets]
     report: dict[str, Any] = {"datasets": [], "clips": []}
     all_rows: list[dict[str, Any]] = []
     warm = False
-    for data in datasets:
+    for data, clips in sources:
         rows: list[dict[str, Any]] = []
-        for name, frames in eval_pairs(data, options):
+        for name, frames in clips:
             runner.reset()
             clip_rows = []
-            for index, (blurry, sharp) in enumerate(frames):
-                if blurry is None or blurry.shape != sharp.shape:
-                    raise InputError(f"{data.spec} {name} frame {index}: blurry and sharp sizes differ")
+            for index, frame in enumerate(frames):
                 start = time.perf_counter()
-                output = runner(blurry)
+                output = runner(frame.blurry)
                 ms = 1000 * (time.perf_counter() - start)
-                metrics = frame_metrics(blurry, output, sharp)
+                metrics = {**frame.inputs, **output_metrics(output, frame.sharp)}
                 clip_rows.append({"clip": name, "frame": index, "ms": ms, "timed": warm, **metrics})
                 warm = True
                 if on_frame:

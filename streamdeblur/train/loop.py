@@ -38,7 +38,7 @@ from streamdeblur.pipeline.stages import ModelRunner
 from streamdeblur.train import checkpoint
 from streamdeblur.train.batches import Batches
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, open_dataset
-from streamdeblur.train.evaluate import EvalOptions, evaluate
+from streamdeblur.train.evaluate import EvalOptions, EvalSet, evaluate, prepare
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss, recipe_for
 from streamdeblur.train.synth import preset
@@ -48,6 +48,7 @@ CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_
 
 
 FP16_TOLERANCE_DB = 0.05  # held-out PSNR that fp16 weights may lose against fp32 (else fp32 ships)
+EVAL_CACHE_BYTES = 256 * 2**20  # test frames up to this size are read, blurred and measured once per run
 
 
 @dataclass
@@ -133,6 +134,10 @@ class Trainer:
         self.channels_last = self.cuda and self.recipe.channels_last
         self.train_data = [open_dataset(spec, "train", config.average) for spec in config.data]
         self.eval_data = self._open_eval_data()
+        self.eval_options = EvalOptions(
+            blur=config.blur, seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max
+        )
+        self._eval_set: EvalSet | list[Dataset] | None = None  # prepared at the first evaluation
         self.batches = Batches(self.train_data, config, self.device)
         # The global generators only initialise the model: batches, blur and evaluation draw from
         # their own generators and no layer is random, so checkpoints hold no RNG state.
@@ -253,10 +258,14 @@ class Trainer:
         return model.eval()
 
     def _evaluate(self, model: torch.nn.Module, precision: str) -> dict[str, Any]:
+        """Evaluate `model` on the test split. The frames, their blur and their input-side
+        figures do not depend on the model: they are prepared once (if they fit in
+        EVAL_CACHE_BYTES; else read again each time) for all of the run's evaluations."""
+        if self._eval_set is None:
+            prepared = prepare(self.eval_data, self.eval_options, EVAL_CACHE_BYTES)
+            self._eval_set = prepared if prepared is not None else self.eval_data
         runner = ModelRunner(model.for_inference(), self.spec, self.device, precision)
-        config = self.config
-        options = EvalOptions(blur=config.blur, seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max)
-        return evaluate(runner, self.eval_data, options)
+        return evaluate(runner, self._eval_set, self.eval_options)
 
     def run_eval(self) -> dict[str, Any]:
         """Evaluate the exported weights on the test split; logged to eval.csv and run.json."""
