@@ -16,8 +16,8 @@ import torch
 
 from streamdeblur import hardware
 from streamdeblur.errors import UsageError
+from streamdeblur.hardware import DTYPES
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.pipeline.stages import DTYPES
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -45,7 +45,7 @@ def run_bench(
         torch.set_num_threads(threads)
     dev = hardware.resolve_device(device)
     prec = hardware.resolve_precision(precision, dev)
-    choice = hardware.choose_model(model, dev, size)
+    choice = hardware.choose_model(model, dev, size, prec)
     spec = get_spec(choice.name)
     net = create_model(spec.name).for_inference().to(dev, DTYPES[prec])
     w, h = size

@@ -23,7 +23,7 @@ from streamdeblur.hardware import tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.pipeline.runner import RunConfig, run_file
-from streamdeblur.pipeline.stats import write_report
+from streamdeblur.pipeline.stats import check_report_path, write_report
 from streamdeblur.train.commands import eval_from_options, eval_options, train_from_options, train_options
 
 PROG = "streamdeblur"
@@ -129,6 +129,8 @@ def output_options(fn: Callable) -> Callable:
 
 
 def config_from(options: dict[str, Any]) -> RunConfig:
+    if options.get("report"):
+        check_report_path(options["report"])
     return RunConfig(
         model=options["model"],
         weights=options["weights"],
@@ -139,6 +141,7 @@ def config_from(options: dict[str, Any]) -> RunConfig:
         denoise=options["denoise"] == "bilateral",
         overwrite=options["overwrite"],
         encode=EncodeOptions(codec=options["codec"], crf=options["crf"]),
+        record_frames=options.get("report") is not None,
     )
 
 
@@ -282,7 +285,7 @@ def live_command(source: str, outputs: tuple[str, ...], **options: Any) -> int:
         timeout=options.pop("timeout"),
         reconnect_attempts=options.pop("reconnect_attempts"),
     )
-    live = LiveOptions(list(outputs), options.pop("preview"), options.pop("duration"), stream, bool(options["report"]))
+    live = LiveOptions(list(outputs), options.pop("preview"), options.pop("duration"), stream)
     display = LiveDisplay(quiet=options["quiet"], duration=live.duration)
     try:
         result = run_live(source, config_from(options), live, display)

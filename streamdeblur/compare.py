@@ -17,9 +17,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from streamdeblur.errors import InputError, OutputError, UsageError
+from streamdeblur.errors import InputError, UsageError
 from streamdeblur.io.frame import Frame, to_rgb8
-from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, partial_path, write_image
+from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, check_target, write_image
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, Source, open_source
 from streamdeblur.metrics import sharpness
 
@@ -62,10 +62,7 @@ def compare(
 ) -> int:
     """Write the comparison to `dest`; returns the number of frames written."""
     target = Path(dest)
-    if target.exists() and not overwrite:
-        raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
-    if not target.parent.is_dir():
-        raise OutputError(f"{target}: folder {target.parent} does not exist")
+    check_target(target, overwrite)
     as_image = target.suffix.lower() in IMAGE_EXTENSIONS
     with open_source(input_uri) as a, open_source(output_uri) as b:
         if a.info.size != b.info.size:
@@ -115,6 +112,5 @@ def _write_video(
         sink.finish()
     except BaseException:
         sink.abort()
-        partial_path(target).unlink(missing_ok=True)
         raise
     return count

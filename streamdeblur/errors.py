@@ -35,3 +35,8 @@ class OutputError(StreamdeblurError):
 
 class WeightsError(StreamdeblurError):
     """Weights are missing, unreadable, or belong to another model."""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first line (libraries' messages can run long)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

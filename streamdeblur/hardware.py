@@ -16,11 +16,13 @@ import torch
 
 from streamdeblur.errors import UsageError
 from streamdeblur.models import get_spec
+from streamdeblur.pipeline import tiling
 
 PREFERRED = "uhdvd"  # the best model, when the hardware can run it
 LIGHT = "rt-focuser"  # the fallback for CPUs and small GPUs
 MIN_COMPUTE = (7, 0)  # tensor cores (fp16) from Volta on; older GPUs are too slow for UHDVD
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def choose_model(requested: str, device: torch.device, frame_size: tuple[int, int]) -> ModelChoice:
-    """The model to run: the requested one, or for `auto` the best one this device can run."""
+def choose_model(requested: str, device: torch.device, frame_size: tuple[int, int], precision: str) -> ModelChoice:
+    """The model to run: the requested one, or for `auto` the best one this device can run
+    (whole frames of `frame_size` (W, H) at `precision`, without tiling)."""
     if requested != "auto":
         get_spec(requested)
         return ModelChoice(requested, "requested")
@@ -73,25 +76,16 @@ def choose_model(requested: str, device: torch.device, frame_size: tuple[int, in
             "auto",
             f"auto: {props.name} (compute {props.major}.{props.minor}) has no tensor cores for {PREFERRED}",
         )
-    free, _ = torch.cuda.mem_get_info(device)
-    need = activation_bytes(PREFERRED, frame_size, bytes_per_element=2)
-    if need > 0.9 * free:
+    w, h = frame_size
+    need, budget = tiling.frame_bytes(get_spec(PREFERRED), (h, w), DTYPES[precision]), tiling.memory_budget(device)
+    if need > budget:
         return ModelChoice(
             LIGHT,
             "auto",
-            f"auto: {PREFERRED} needs ~{need / 2**30:.1f} GiB at {frame_size[0]}x{frame_size[1]}, "
-            f"{props.name} has {free / 2**30:.1f} GiB free",
+            f"auto: {PREFERRED} needs ~{need / 2**30:.1f} GiB at {w}x{h} in {precision}, "
+            f"{props.name} can spare {budget / 2**30:.1f} GiB",
         )
     return ModelChoice(PREFERRED, f"auto: {props.name} runs {PREFERRED}")
-
-
-def activation_bytes(model: str, frame_size: tuple[int, int], bytes_per_element: int) -> int:
-    """Rough peak activation memory of one frame (inference), from the spec's per-pixel figure."""
-    spec = get_spec(model)
-    w, h = frame_size
-    m = spec.input_multiple
-    padded = -(-w // m) * m * (-(-h // m) * m)
-    return int(spec.peak_elements_per_pixel * padded * bytes_per_element)
 
 
 def describe_device(device: torch.device) -> str:

@@ -11,16 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from streamdeblur.errors import OutputError, WeightsError
-from streamdeblur.models import get_spec
-from streamdeblur.weights import (
-    UHDVD_RELEASE_FILES,
-    load_state_dict,
-    load_strict,
-    save_weights,
-    sha256,
-    update_manifest,
-)
+from streamdeblur.errors import OutputError
+from streamdeblur.io.sinks import check_target
+from streamdeblur.models import create_model, get_spec
+from streamdeblur.weights import UHDVD_RELEASE_FILES, save_weights, sha256, update_manifest
 
 
 def source_format(src: Path) -> tuple[str, list[Path]]:
@@ -34,17 +28,10 @@ def import_weights(src: str | Path, model: str, output: str | Path, half: bool, 
     """Convert `src` for `model` into `output` (.safetensors) and add its manifest entry."""
     spec = get_spec(model)
     src, output = Path(src).expanduser(), Path(output)
-    if not src.exists():
-        raise WeightsError(f"{src} not found")
     if output.suffix != ".safetensors":
         raise OutputError(f"{output}: the converted weights must be a .safetensors file")
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output}: already exists (use --overwrite to replace it)")
-    if not output.parent.is_dir():
-        raise OutputError(f"{output}: folder {output.parent} does not exist")
-    state = load_state_dict(src, spec)
-    net = spec.builder()
-    load_strict(net, state, spec, src)
+    check_target(output, overwrite)
+    net = create_model(spec.name, weights=src)  # strict: a checkpoint for another model is refused
     fmt, files = source_format(src)
     save_weights(net.state_dict(), output, spec, metadata={"origin": "imported", "source": src.name}, half=half)
     entry = {

@@ -42,7 +42,6 @@ class LiveOptions:
     preview: bool = False
     duration: float | None = None
     stream: StreamOptions = field(default_factory=StreamOptions)
-    report: bool = False  # keep per-frame records (for --report); without, memory stays flat for days
 
 
 class LatencyProbe(Sink):
@@ -146,7 +145,7 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
     try:
         check_outputs(options.outputs, source, config.overwrite)
         engine = keep_up(load_engine(config, source.info.size), config, source.info)
-        stats = RunStats(record_frames=options.report)
+        stats = RunStats(record_frames=config.record_frames)
         processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
         outputs = open_outputs(options.outputs, source, config.encode)
         probe = LatencyProbe()

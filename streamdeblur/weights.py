@@ -23,7 +23,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from streamdeblur.errors import WeightsError
+from streamdeblur.errors import WeightsError, first_line
+from streamdeblur.io.files import atomic_write_text, partial_path
 from streamdeblur.models.registry import ModelSpec, list_models
 
 WEIGHTS_ENV = "STREAMDEBLUR_WEIGHTS"
@@ -98,7 +99,7 @@ def _load_safetensors(path: Path, spec: ModelSpec) -> StateDict:
                 raise WeightsError(f"weights {path} are for {owner}, not {spec.name}")
             return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  (not a dict)
     except (SafetensorError, OSError, ValueError) as err:
-        raise WeightsError(f"weights {path} are unreadable: {_first_line(err)}") from None
+        raise WeightsError(f"weights {path} are unreadable: {first_line(err)}") from None
 
 
 def _load_pickle(path: Path) -> object:
@@ -111,7 +112,7 @@ def _load_pickle(path: Path) -> object:
                 "state_dicts are loaded, with weights_only=True)"
             ) from None
         damaged = isinstance(err, pickle.UnpicklingError)
-        reason = "not a PyTorch checkpoint, or damaged" if damaged else _first_line(err)
+        reason = "not a PyTorch checkpoint, or damaged" if damaged else first_line(err)
         raise WeightsError(f"weights {path} are unreadable: {reason}") from None
 
 
@@ -177,10 +178,6 @@ def _some(items: list[str], n: int = 3) -> str:
     return f" ({', '.join(items[:n])}{', ...' if len(items) > n else ''})" if items else ""
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
 def save_weights(
     state_dict: StateDict, path: str | Path, spec: ModelSpec, metadata: dict[str, str] | None = None, half: bool = False
 ) -> Path:
@@ -192,7 +189,9 @@ def save_weights(
         tensors[key] = (value.half() if half and value.is_floating_point() else value).contiguous().clone()
     meta = {**(metadata or {}), "format": "streamdeblur", "model": spec.name}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    temp = partial_path(path)  # an existing weights file is replaced only by a complete one
+    save_file(tensors, str(temp), metadata=meta)
+    temp.replace(path)
     return path
 
 
@@ -213,7 +212,7 @@ def read_manifest(folder: str | Path) -> dict[str, dict]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise WeightsError(f"{path} is unreadable: {_first_line(err)}") from None
+        raise WeightsError(f"{path} is unreadable: {first_line(err)}") from None
     if not isinstance(manifest, dict):
         raise WeightsError(f"{path} is not a mapping of weights files to entries")
     return manifest
@@ -224,7 +223,5 @@ def update_manifest(folder: str | Path, filename: str, entry: dict) -> dict[str,
     folder = Path(folder)
     manifest = read_manifest(folder)
     manifest[filename] = {**entry, "sha256": sha256(folder / filename)}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(folder / MANIFEST)
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -117,6 +117,16 @@ def test_model_runner_recurrence_and_skipped_frames() -> None:
     assert (runner(black) == 0).all()
 
 
+def test_model_runner_sixteen_bit_white_survives_fp16() -> None:
+    """65535 overflows fp16: frames must be scaled before they are cast."""
+    spec = ModelSpec("echo", _Echo, "", 1, False, 0)
+    runner = ModelRunner(_Echo(), spec, torch.device("cpu"), precision="fp16")
+    image = np.full((8, 8, 3), 65535, np.uint16)
+    image[0, 0] = 1000
+    out = runner(image)
+    assert out[4, 4, 0] == 65535 and abs(int(out[0, 0, 0]) - 1000) < 64
+
+
 def test_model_runner_sixteen_bit_roundtrip() -> None:
     spec = ModelSpec("echo", _Echo, "", 1, False, 0)
     runner = ModelRunner(_Echo(), spec, torch.device("cpu"))

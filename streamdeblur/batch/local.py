@@ -56,9 +56,8 @@ def default_jobs(engine: Engine) -> int:
     return GPU_JOBS if engine.runner.device.type == "cuda" else 1
 
 
-def start_servers(config: RunConfig, items: list[Item], jobs: int | None) -> list[InferenceServer]:
-    """Load the model once per device (the model choice fits the largest frame)."""
-    size = largest_size(items)
+def start_servers(config: RunConfig, size: tuple[int, int], jobs: int | None) -> list[InferenceServer]:
+    """Load the model once per device (with --model auto, one that fits frames of `size`)."""
     engines = [load_engine(replace(config, device=d), size) for d in model_devices(config.device)]
     return [InferenceServer(engine, jobs or default_jobs(engine)) for engine in engines]
 
@@ -93,7 +92,7 @@ def process_item(
         item.fail(f"{type(err).__name__}: {err}")
     else:
         item.stats, item.frames = result.stats, result.stats.frames_out
-        item.status = "interrupted" if result.interrupted and not item.dst.exists() else "done"
+        item.status = "done" if result.completed else "interrupted"
     item.engine = engine.report_fields()
     item.seconds = time.perf_counter() - start
 

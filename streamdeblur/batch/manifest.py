@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeblur.batch.plan import Item
+from streamdeblur.io.files import atomic_write_text
 
 
 def _stamp(path: Path) -> tuple[int | None, int | None]:
@@ -57,9 +58,7 @@ class Manifest:
 
     def start(self, items: list[Item]) -> None:
         """Rewrite compacted with this run's plan, then keep the file open for appending."""
-        temp = self.path.with_name(self.path.name + ".partial")
-        temp.write_text("".join(json.dumps(self._record(item)) + "\n" for item in items))
-        temp.replace(self.path)
+        atomic_write_text(self.path, "".join(json.dumps(self._record(item)) + "\n" for item in items))
         self._file = open(self.path, "a")
 
     def update(self, item: Item) -> None:

@@ -1,11 +1,11 @@
 """`--ray ADDRESS`: the files of a batch as Ray tasks across a cluster (extra `streamdeblur[ray]`).
 
-Each task asks for one GPU (`num_gpus=1`) when the cluster has GPUs, one CPU otherwise,
+Each task asks for one GPU (`num_gpus=1`) when the cluster has GPUs, a node's CPUs otherwise,
 and processes a chunk of files with the same code as a local batch: a video per task, or a
 few images (so they can share a batch through the model). Tasks keep their worker process
 (`max_calls=0`; Ray's default for GPU tasks would start a new process, and load the model
 again, for every file), and the loaded model is cached per process: one model instance
-per GPU. Every node must see IN_DIR and OUT_DIR at the same paths (a shared file system)
+per GPU (or per CPU node). Every node must see IN_DIR and OUT_DIR at the same paths (a shared file system)
 and have streamdeblur installed; results and failures come back into the same report.
 """
 
@@ -17,10 +17,10 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from streamdeblur.batch.local import TICK, Monitor, run_items, start_servers
+from streamdeblur.batch.local import TICK, Monitor, largest_size, run_items, start_servers
 from streamdeblur.batch.plan import Item
 from streamdeblur.batch.server import InferenceServer
-from streamdeblur.errors import StreamdeblurError, UsageError
+from streamdeblur.errors import StreamdeblurError, UsageError, first_line
 from streamdeblur.pipeline.runner import RunConfig
 
 IMAGES_PER_TASK = 16
@@ -37,15 +37,18 @@ def import_ray() -> Any:
     return ray
 
 
-def process_chunk(items: list[Item], config: RunConfig, jobs: int | None) -> list[Item]:
-    """The Ray task: deblur `items` on this worker's model instance and return them updated."""
+def process_chunk(items: list[Item], config: RunConfig, jobs: int | None, size: tuple[int, int]) -> list[Item]:
+    """The Ray task: deblur `items` on this worker's model instance and return them updated.
+
+    `size` is the largest frame of the whole batch, so every worker makes the same
+    `--model auto` choice whatever chunk it gets first."""
     if threading.current_thread() is threading.main_thread():
         # Ray cancels a running task with a simulated Ctrl-C, which does nothing where SIGINT
         # is ignored (workers inherit that from a driver started in the background or by nohup).
         signal.signal(signal.SIGINT, signal.default_int_handler)
     key = (config.model, config.weights, config.device, config.precision)
     if key not in _SERVERS:
-        (_SERVERS[key],) = start_servers(config, items, jobs)
+        (_SERVERS[key],) = start_servers(config, size, jobs)
     run_items(items, [_SERVERS[key]], config, threading.Event())
     return items
 
@@ -81,21 +84,27 @@ def run_ray(
             logging_level=logging.ERROR,
         )
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise UsageError(f"--ray {address}: cannot connect ({str(err).strip().splitlines()[0]})") from None
+        raise UsageError(f"--ray {address}: cannot connect ({first_line(err)})") from None
     finally:
         signal.signal(signal.SIGTERM, on_term)  # Ray installs its own, which exits without cleaning up
     try:
         resources = ray.cluster_resources()
         gpu = resources.get("GPU", 0) >= 1 and config.device != "cpu"
         task_config = replace(config, device="cuda" if gpu else "cpu")
-        task = ray.remote(max_calls=0)(process_chunk).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=1)
-        slots = int(resources.get("GPU" if gpu else "CPU", 1))
-        return _drive(ray, task, chunks(items), task_config, jobs, max(1, slots * TASKS_PER_SLOT), abort, monitor)
+        # Without GPUs a task takes a whole node's CPUs: one model per node, using all its cores
+        # (two models on one CPU only compete: benchmarks/batch_throughput.py).
+        cpus = 1 if gpu else max(1, int(min(n["Resources"].get("CPU", 1) for n in ray.nodes() if n["Alive"])))
+        task = ray.remote(max_calls=0)(process_chunk).options(num_gpus=1 if gpu else 0, num_cpus=cpus, max_retries=1)
+        slots = int(resources["GPU"]) if gpu else max(1, int(resources.get("CPU", 1)) // cpus)
+        size = largest_size(items)
+        return _drive(
+            ray, task, chunks(items), (task_config, jobs, size), max(1, slots * TASKS_PER_SLOT), abort, monitor
+        )
     finally:
         ray.shutdown()
 
 
-def _drive(ray, task, work, config, jobs, inflight, abort, monitor) -> bool:
+def _drive(ray, task, work, args, inflight, abort, monitor) -> bool:
     """Keep `inflight` tasks queued, collect each as it ends; Ctrl-C cancels those running."""
     pending: dict[Any, list[Item]] = {}
     work = list(reversed(work))
@@ -104,7 +113,7 @@ def _drive(ray, task, work, config, jobs, inflight, abort, monitor) -> bool:
         try:
             while work and len(pending) < inflight and not abort.is_set():
                 chunk = work.pop()
-                pending[task.remote(chunk, config, jobs)] = chunk
+                pending[task.remote(chunk, *args)] = chunk
                 for item in chunk:
                     monitor.started(item)
             if not pending:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamdeblur.batch.display import BatchDisplay
-from streamdeblur.batch.local import run_items, start_servers
+from streamdeblur.batch.local import largest_size, run_items, start_servers
 from streamdeblur.batch.manifest import Manifest
 from streamdeblur.batch.plan import (
     KEPT_CONTAINERS,
@@ -62,19 +62,13 @@ def naming_rules(options: BatchOptions, config: RunConfig) -> NamingRules:
 
 
 class _Tracker:
-    """The monitor the executors report to: the display, and the manifest as files finish.
+    """The monitor the executors report to: the display, and the manifest as files finish."""
 
-    Without a report, a finished file's per-frame records are dropped: on a long batch
-    they would add up to gigabytes for nothing.
-    """
-
-    def __init__(self, display: BatchDisplay, manifest: Manifest | None, keep_frames: bool) -> None:
-        self.display, self.manifest, self.keep_frames = display, manifest, keep_frames
+    def __init__(self, display: BatchDisplay, manifest: Manifest | None) -> None:
+        self.display, self.manifest = display, manifest
         self.started, self.progress, self.tick = display.started, display.progress, display.tick
 
     def finished(self, item: Item) -> None:
-        if item.stats is not None and not self.keep_frames:
-            item.stats.frames.clear()
         self.display.finished(item)
         if self.manifest:
             self.manifest.update(item)
@@ -113,7 +107,7 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
     display.plan(items, options.in_dir, options.out_dir)
     todo = [item for item in items if item.status == "pending"]
     abort = threading.Event()
-    tracker = _Tracker(display, manifest, keep_frames=options.report is not None)
+    tracker = _Tracker(display, manifest)
     interrupted = False
     batching = None
     try:
@@ -121,7 +115,7 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
             display.start(sum(i.frames_total or 0 for i in todo))
             interrupted = run_ray(todo, config, options.ray, options.jobs, abort, tracker)
         elif todo:
-            servers = start_servers(config, todo, options.jobs)
+            servers = start_servers(config, largest_size(todo), options.jobs)
             display.model([s.engine for s in servers])
             display.start(sum(i.frames_total or 0 for i in todo))
             try:

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from streamdeblur import hardware
+from streamdeblur.pipeline import tiling
 from streamdeblur.pipeline.runner import Engine
-
-MEMORY_SHARE = 0.5  # of the free GPU memory a batch may plan to use (the estimate is rough)
 
 
 @dataclass(eq=False)
@@ -115,14 +113,9 @@ class InferenceServer:
     def _limit(self, request: _Request) -> int:
         """Batch size for this frame size: `jobs`, fewer where GPU memory would not hold them."""
         if request.key not in self._limits:
-            limit = self.jobs
-            device = self.runner.device
-            if device.type == "cuda" and limit > 1:
-                h, w = request.image.shape[:2]
-                need = hardware.activation_bytes(self.runner.spec.name, (w, h), self.runner.dtype.itemsize)
-                free, _ = torch.cuda.mem_get_info(device)
-                limit = max(1, min(limit, int(MEMORY_SHARE * free // max(need, 1))))
-            self._limits[request.key] = limit
+            runner = self.runner
+            need = tiling.frame_bytes(runner.spec, request.image.shape[:2], runner.dtype)
+            self._limits[request.key] = max(1, min(self.jobs, tiling.memory_budget(runner.device) // max(need, 1)))
         return self._limits[request.key]
 
     def _run(self, batch: list[_Request]) -> None:

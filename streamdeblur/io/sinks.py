@@ -18,6 +18,7 @@ import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
 from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_encoder
+from streamdeblur.io.files import partial_path
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sources import (
     IMAGE_EXTENSIONS,
@@ -59,11 +60,6 @@ class Sink:
 
     def abort(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
-
-
-def partial_path(path: Path) -> Path:
-    """Where a file is written until it is complete: same folder and extension, `.partial` stem."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
 class VideoFileSink(Sink):
@@ -295,6 +291,16 @@ def _muxer_for(path: Path) -> str | None:
     return {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".webm": "webm", ".m4v": "mp4"}.get(path.suffix.lower())
 
 
+def check_target(target: Path, overwrite: bool) -> None:
+    """A file may be written at `target`: its folder exists, and it does not (or may be replaced)."""
+    if target.is_dir():
+        raise OutputError(f"{target}: is a directory")
+    if target.exists() and not overwrite:
+        raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+    if not target.parent.is_dir():
+        raise OutputError(f"{target}: folder {target.parent} does not exist")
+
+
 def check_output(output: str, source: Source, overwrite: bool) -> None:
     """Refuse before any work: wrong kind for the input, existing file, missing or unwritable folder."""
     kind = source.info.kind
@@ -319,13 +325,8 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
     for target in targets:
         if target.resolve() in source_paths:
             raise OutputError(f"{target}: OUTPUT would overwrite INPUT")
-        if target.is_dir():
-            raise OutputError(f"{target}: is a directory")
-        if target.exists() and not overwrite:
-            raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+        check_target(target, overwrite)
     folder = targets[0].parent
-    if not folder.is_dir():
-        raise OutputError(f"{targets[0]}: folder {folder} does not exist")
     probe = partial_path(targets[0])
     try:  # a real write: permissions, read-only mounts and pseudo file systems all show here
         probe.touch()

@@ -24,7 +24,7 @@ class ModelSpec:
 
     `macs_per_pixel` counts multiply-accumulates of convolutions per *output* pixel at
     `macs_size` (W, H); it is checked against torch's FLOP counter in the tests.
-    `peak_elements_per_pixel` sizes inference memory (see `hardware.activation_bytes`).
+    `peak_elements_per_pixel` sizes inference memory (see `pipeline.tiling.frame_bytes`).
     `official_formats` names the checkpoint layouts `weights.load_state_dict` accepts
     besides our own .safetensors (e.g. "uhdvd-release-dir", "rt-focuser-pth").
     """

@@ -50,6 +50,7 @@ class Pipeline:
         self.q_in: StageQueue[Frame] = StageQueue(queue_size, self.stop, drop_oldest=live)
         self.q_out: StageQueue[Frame] = StageQueue(queue_size, self.cancel)
         self.errors: list[BaseException] = []
+        self.completed = False  # the sinks were finished: the output is at its final name
         source.attach(self.stop, stats.stages["decode"])  # a stream's reader must not outlive a stop
 
     def _fail(self, err: BaseException) -> None:
@@ -82,10 +83,8 @@ class Pipeline:
 
     def _process(self) -> None:
         try:
-            for frame in self.q_in:
+            for frame in self.q_in:  # ends at a stop, once the frame in hand is through
                 self.q_out.put(self.process(frame))
-                if self.stop.is_set():
-                    break
         except BaseException as err:  # noqa: BLE001
             self._fail(err)
         finally:
@@ -102,6 +101,7 @@ class Pipeline:
             if not self.cancel.is_set():
                 for sink in self.sinks:
                     sink.finish()
+                self.completed = True
         except BaseException as err:  # noqa: BLE001
             self._fail(err)
 
@@ -134,6 +134,8 @@ class Pipeline:
                 done[-1].wait(tick)
                 if on_tick:
                     on_tick()
+            except Exception as err:  # noqa: BLE001 - a failing status display or preview ends the run cleanly
+                self._fail(err)
             except KeyboardInterrupt:
                 if abort is not None:
                     abort.set()
@@ -175,6 +177,7 @@ class RunConfig:
     denoise: bool = False
     overwrite: bool = False
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    record_frames: bool = True  # per-frame records, for the report only: long runs without one keep none
 
 
 @dataclass
@@ -205,9 +208,9 @@ class Engine:
 def load_engine(config: RunConfig, frame_size: tuple[int, int]) -> Engine:
     """Resolve device, precision and model (auto picks by hardware), load weights."""
     device = hardware.resolve_device(config.device)
-    choice = hardware.choose_model(config.model, device, frame_size)
-    spec = get_spec(choice.name)
     precision = hardware.resolve_precision(config.precision, device)
+    choice = hardware.choose_model(config.model, device, frame_size, precision)
+    spec = get_spec(choice.name)
     weights = resolve_weights(spec, config.weights or "default")
     model = create_model(spec.name, weights=weights)
     runner = ModelRunner(model.for_inference(), spec, device, precision)
@@ -221,6 +224,7 @@ class RunResult:
     stats: RunStats
     engine: Engine
     interrupted: bool
+    completed: bool  # OUTPUT is complete at its final name (also after a graceful interrupt)
 
     def report(self) -> dict[str, Any]:
         return self.stats.report(**self.engine.report_fields())
@@ -248,13 +252,17 @@ def run_file(
         if engine is None:
             engine = load_engine(config, source.info.size)
         engine.runner.reset()
-        stats = RunStats(frames_total=source.info.frame_count)
+        stats = RunStats(frames_total=source.info.frame_count, record_frames=config.record_frames)
         processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
         sink = open_sink(output, source, config.encode)
-        if on_start:
-            on_start(source.info, engine, sink.warnings)
-        pipeline = Pipeline(source, [sink], processor, stats)
+        try:
+            if on_start:
+                on_start(source.info, engine, sink.warnings)
+            pipeline = Pipeline(source, [sink], processor, stats)
+        except BaseException:  # nothing runs yet: the sink's partial file must go
+            sink.abort()
+            raise
         interrupted = pipeline.run(on_tick=(lambda: on_tick(stats)) if on_tick else None, abort=abort)
     finally:
         source.close()
-    return RunResult(stats, engine, interrupted)
+    return RunResult(stats, engine, interrupted, pipeline.completed)

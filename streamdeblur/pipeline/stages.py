@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamdeblur.hardware import DTYPES
 from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.models.registry import ModelSpec
 from streamdeblur.pipeline import tiling
@@ -109,9 +110,6 @@ def bilateral_denoise(image: np.ndarray) -> np.ndarray:
     return np.clip(out * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
 
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
 @dataclass
 class ModelRunner:
     """Runs one model on frames, keeping recurrent state, on CPU or on its own CUDA stream.
@@ -137,6 +135,7 @@ class ModelRunner:
         self._pinned_in: torch.Tensor | None = None
         self._pinned_out: torch.Tensor | None = None
         self._tiles: dict[tuple[int, int], tuple[int, int] | None] = {}
+        self._uploaded = torch.cuda.Event() if self._cuda else None  # the pinned input buffer is free again
 
     def _on_stream(self) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(self.stream) if self._cuda else contextlib.nullcontext()
@@ -152,11 +151,15 @@ class ModelRunner:
         if self._cuda:
             if self._pinned_in is None or self._pinned_in.shape != host.shape or self._pinned_in.dtype != host.dtype:
                 self._pinned_in = torch.empty(host.shape, dtype=host.dtype, pin_memory=True)
+            else:  # the previous upload may still be reading the buffer
+                self._uploaded.synchronize()
             self._pinned_in.copy_(host)
             host = self._pinned_in.to(self.device, non_blocking=True)
+            self._uploaded.record()
         scale = 255.0 if image.dtype == np.uint8 else 65535.0
         batch = host if host.dim() == 4 else host.unsqueeze(0)
-        return batch.permute(0, 3, 1, 2).to(self.dtype).div_(scale)
+        # Scale in fp32 and then cast: 65535 itself overflows fp16 (its largest value is 65504).
+        return batch.permute(0, 3, 1, 2).float().div_(scale).to(self.dtype)
 
     def _download(self, out: torch.Tensor, dtype: np.dtype) -> np.ndarray:
         """B x H x W x 3 integers of `dtype`."""
@@ -180,9 +183,7 @@ class ModelRunner:
         Decided once per frame size, from the spec's peak activations and the free memory then.
         """
         if size not in self._tiles:
-            bytes_per_pixel = self.spec.peak_elements_per_pixel * torch.finfo(self.dtype).bits / 8
-            budget = int(tiling.MEMORY_SHARE * tiling.free_memory(self.device))
-            self._tiles[size] = tiling.choose_tile(size, bytes_per_pixel, budget, self.spec.input_multiple)
+            self._tiles[size] = tiling.tile_for(self.spec, size, self.dtype, tiling.memory_budget(self.device))
         return self._tiles[size]
 
     @torch.inference_mode()

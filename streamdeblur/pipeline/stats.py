@@ -6,6 +6,7 @@ Each stage is timed by the thread that runs it; the main thread only reads the f
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from streamdeblur.errors import OutputError
+from streamdeblur.io.files import atomic_write_text
 from streamdeblur.io.frame import Frame
 
 STAGES = ("decode", "gate", "denoise", "model", "encode")
@@ -24,12 +27,10 @@ class StageTimer:
 
     total: float = 0.0
     count: int = 0
-    last: float = 0.0
 
     def add(self, seconds: float) -> None:
         self.total += seconds
         self.count += 1
-        self.last = seconds
 
     @property
     def mean_ms(self) -> float:
@@ -58,7 +59,7 @@ class RunStats:
     record_frames: bool = True  # live runs without a report keep no per-frame records: memory stays flat
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
-    _recent: list[float] = field(default_factory=list)
+    _recent: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=60))
 
     def frame_written(self, frame: Frame) -> None:
         self.frames_out += 1
@@ -74,8 +75,6 @@ class RunStats:
             )
         now = time.perf_counter()
         self._recent.append(now)
-        if len(self._recent) > 60:
-            del self._recent[0]
 
     @property
     def elapsed(self) -> float:
@@ -116,8 +115,15 @@ class RunStats:
         return data
 
 
+def check_report_path(path: Path) -> None:
+    """Refuse a report that could not be written, before the run rather than after it."""
+    if path.is_dir() or not path.parent.is_dir():
+        raise OutputError(f"--report {path}: {'is a directory' if path.is_dir() else 'its folder does not exist'}")
+
+
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the report JSON atomically (a reader never sees half a file)."""
-    temp = path.with_name(path.name + ".partial")
-    temp.write_text(json.dumps(report, indent=2) + "\n")
-    temp.replace(path)
+    try:
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    except OSError as err:
+        raise OutputError(f"--report {path}: cannot write ({err.strerror})") from None
