@@ -1,5 +1,5 @@
 """`streamdeblur live` against real components: a GStreamer RTSP server on loopback (started,
-stopped, frozen and restarted mid-run), a silent TCP server, real FFmpeg files and UDP.
+stopped, frozen and restarted mid-run), a silent TCP server, a paced HTTP MPEG-TS server, real FFmpeg files and UDP.
 
 The RTSP tests need gst-rtsp-server with the system interpreter's GObject bindings
 (`.ci/run` installs them) and skip cleanly without them.
@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -306,6 +307,62 @@ def test_ctrl_c_leaves_a_playable_recording_and_udp_gets_the_stream(tmp_path: Pa
     with av.open(str(captured), format="mpegts") as container:
         received = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(received) >= data["frames_out"] // 2 and received[-1].shape == (H, W, 3)
+
+
+class PacedHttp(ThreadingHTTPServer):
+    """An HTTP camera on loopback: every GET streams `clip` (MPEG-TS) at its real rate, as a
+    camera's HTTP stream does; the first response is cut after `first_seconds`."""
+
+    def __init__(self, clip: Path, seconds: float, first_seconds: float) -> None:
+        self.data, self.rate, self.first_seconds, self.gets = clip.read_bytes(), 1 / seconds, first_seconds, 0
+        super().__init__(("127.0.0.1", 0), _PacedHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/cam.ts"
+
+
+class _PacedHandler(BaseHTTPRequestHandler):
+    server: PacedHttp
+
+    def do_GET(self) -> None:
+        srv = self.server
+        srv.gets += 1
+        limit = srv.first_seconds if srv.gets == 1 else float("inf")
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        chunk, start = max(1, int(len(srv.data) * srv.rate * 0.05)), time.monotonic()
+        try:
+            for offset in range(0, len(srv.data), chunk):
+                if time.monotonic() - start > limit:
+                    return
+                self.wfile.write(srv.data[offset : offset + chunk])
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client has gone: the run ended
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_http_stream_to_file_reconnects_when_the_response_ends(tmp_path: Path, rt_weights: Path) -> None:
+    """A real HTTP server streams MPEG-TS at camera pace; its first response ends after 1.5 s,
+    which for a live source is a lost connection: the run reconnects and records on."""
+    src = write_video(tmp_path / "cam.ts", clip_frames(250, W, H), rate=25)
+    httpd = PacedHttp(src, seconds=10, first_seconds=1.5)
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    run = LiveRun(httpd.url, "-o", out, "--duration", 5, "--timeout", 2, *live_args(rt_weights, report))
+    try:
+        assert run.finish() == 0, run.stderr
+    finally:
+        httpd.shutdown()
+    data = check_report(report)
+    assert data["reconnects"] >= 1 and httpd.gets >= 2 and "reconnected" in run.stderr
+    times = recorded_times(out)
+    assert len(times) == data["frames_out"] >= 20
+    assert times[-1] > 2.5  # frames from after the reconnect are in the recording
 
 
 # --- pieces -------------------------------------------------------------------------------------
