@@ -407,6 +407,7 @@ def test_output_errors(tmp_path: Path, rt_weights: Path) -> None:
     assert_one_line_error(*run_cli("live", src, "-o", "-", "-o", "-", *common), 2, "twice")
     (tmp_path / "exists.mp4").write_bytes(b"x")
     assert_one_line_error(*run_cli("live", src, "-o", tmp_path / "exists.mp4", *common), 1, "already exists")
+    assert_one_line_error(*run_cli("live", src, "-o", src, "--overwrite", *common), 1, "would overwrite INPUT")
     port = free_port()
     assert_one_line_error(*run_cli("live", src, "-o", f"rtsp://127.0.0.1:{port}/x", *common), 1, "cannot publish")
 

@@ -274,6 +274,11 @@ class LiveSource(Source):
         )
 
     @property
+    def input_files(self) -> list[Path]:
+        """A file played live is still read while the outputs are written: none may replace it."""
+        return [self.path] if self.kind == "file" else []
+
+    @property
     def dropped(self) -> int:
         """Frames the reader dropped because the pipeline had not taken the previous ones."""
         return self._skipped + sum(connection.dropped for connection in self._used)
