@@ -151,8 +151,13 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
         probe = LatencyProbe()
         sinks = [*outputs, *([preview] if preview else []), probe]
         process = keeping_original(processor) if preview else processor
-        pipeline = Pipeline(source, sinks, process, stats, queue_size=LIVE_QUEUE, live=True)
-        display.start(source, engine, outputs)
+        try:
+            pipeline = Pipeline(source, sinks, process, stats, queue_size=LIVE_QUEUE, live=True)
+            display.start(source, engine, outputs)
+        except BaseException:  # nothing runs yet (Ctrl-C here, say): partial files and connections must go
+            for sink in outputs:
+                sink.abort()
+            raise
         failure: list[str] = []
 
         def tick() -> None:

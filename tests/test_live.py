@@ -29,10 +29,10 @@ from test_cli import REPORT_KEYS, assert_one_line_error, run_cli
 from streamdeblur.errors import InputError
 from streamdeblur.io.colour import resolve_colour
 from streamdeblur.io.frame import Frame
-from streamdeblur.io.sinks import partial_path
+from streamdeblur.io.sinks import VideoFileSink, partial_path
 from streamdeblur.io.sources import SourceInfo
 from streamdeblur.io.streams import BACKOFF_FIRST, LiveSource, WebcamCapture, source_kind
-from streamdeblur.live import keep_up
+from streamdeblur.live import LiveOptions, keep_up, run_live
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.pipeline.runner import RunConfig, load_engine
 from streamdeblur.pipeline.stages import FrameProcessor
@@ -410,6 +410,27 @@ def test_output_errors(tmp_path: Path, rt_weights: Path) -> None:
     assert_one_line_error(*run_cli("live", src, "-o", src, "--overwrite", *common), 1, "would overwrite INPUT")
     port = free_port()
     assert_one_line_error(*run_cli("live", src, "-o", f"rtsp://127.0.0.1:{port}/x", *common), 1, "cannot publish")
+
+
+def test_outputs_are_aborted_when_the_run_fails_to_start(
+    tmp_path: Path, rt_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opened outputs hold containers (and, publishing, connections): they are let go at once."""
+
+    class FailingDisplay:
+        def start(self, *args: object) -> None:
+            raise KeyboardInterrupt  # Ctrl-C after the outputs were opened, before the run
+
+    aborted: list[VideoFileSink] = []
+    abort = VideoFileSink.abort
+    monkeypatch.setattr(VideoFileSink, "abort", lambda sink: aborted.append(sink) or abort(sink))
+    src = write_video(tmp_path / "in.mp4", clip_frames(5, W, H))
+    out = tmp_path / "out.mp4"
+    config = RunConfig(model="rt-focuser", weights=str(rt_weights))
+    with pytest.raises(KeyboardInterrupt):
+        run_live(str(src), config, LiveOptions(outputs=[str(out)]), FailingDisplay())
+    assert [sink.path for sink in aborted] == [out]
+    assert not out.exists() and not partial_path(out).exists()
 
 
 def test_file_source_pts_are_capture_times_at_the_file_rate(tmp_path: Path) -> None:
