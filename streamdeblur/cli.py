@@ -19,7 +19,7 @@ from rich.table import Table
 
 from streamdeblur import __version__
 from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError
-from streamdeblur.hardware import tune_allocator
+from streamdeblur.hardware import PRECISIONS, tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.pipeline.runner import RunConfig, run_file
@@ -78,7 +78,7 @@ def engine_options(fn: Callable) -> Callable:
             "--precision",
             default="auto",
             show_default=True,
-            type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+            type=click.Choice(PRECISIONS),
             help="auto: fp16 on CUDA, fp32 on CPU.",
         ),
         click.option("--selective", is_flag=True, help="Process only blurry frames; sharp ones pass through."),
@@ -350,7 +350,7 @@ def models_command(as_json: bool) -> int:
 @click.option("--model", default="auto", show_default=True, type=click.Choice(["auto", *model_names()]))
 @click.option("--size", default="1280x720", show_default=True, help="WIDTHxHEIGHT of the input.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]))
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS))
 @click.option("--runs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
 @click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
