@@ -19,13 +19,14 @@ import numpy as np
 from streamdeblur.errors import OutputError, UsageError
 from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_encoder
 from streamdeblur.io.files import partial_path
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sources import (
     IMAGE_EXTENSIONS,
     ImageSequenceSource,
     Source,
     SourceInfo,
     VideoFileSource,
+    _reason,
     is_printf_pattern,
 )
 
@@ -82,7 +83,7 @@ class VideoFileSink(Sink):
         try:
             self.container = av.open(str(self._temp), "w", format=_muxer_for(path))
         except (av.FFmpegError, ValueError) as err:
-            raise OutputError(f"{path}: cannot write ({getattr(err, 'strerror', None) or err})") from None
+            raise OutputError(f"{path}: cannot write ({_reason(err)})") from None
         try:
             self.stream = self._add_video_stream(codec, options)
             self._streams = self._add_passthrough_streams()
@@ -128,7 +129,7 @@ class VideoFileSink(Sink):
             self._mux_passthrough()
             self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.info.colour))
         except av.FFmpegError as err:
-            raise OutputError(f"{self.path}: writing failed ({getattr(err, 'strerror', None) or err})") from None
+            raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
 
     def _mux_passthrough(self) -> None:
         """Mux the other streams' packets demuxed so far (they arrive in file order)."""
@@ -150,7 +151,7 @@ class VideoFileSink(Sink):
             self.container.close()
         except av.FFmpegError as err:
             self.abort()
-            raise OutputError(f"{self.path}: writing failed ({getattr(err, 'strerror', None) or err})") from None
+            raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
         os.replace(self._temp, self.path)
 
     def abort(self) -> None:
@@ -210,14 +211,12 @@ class ImageSequenceSink(Sink):
 
 def write_image(path: Path, frame: Frame) -> None:
     """Write atomically (temp + rename); RGB to BGR for OpenCV, alpha appended."""
-    image = frame.image
-    if image.dtype == np.uint16 and path.suffix.lower() in _NO_16BIT:
-        image = (image >> 8).astype(np.uint8)
+    image = to_rgb8(frame.image) if path.suffix.lower() in _NO_16BIT else frame.image
     bgr = image[:, :, ::-1]
     if frame.alpha is not None:
         alpha = frame.alpha
         if alpha.dtype != bgr.dtype:
-            alpha = (alpha.astype(np.uint16) * 257) if bgr.dtype == np.uint16 else (alpha >> 8).astype(np.uint8)
+            alpha = (alpha.astype(np.uint16) * 257) if bgr.dtype == np.uint16 else to_rgb8(alpha)
         bgr = np.dstack([bgr, alpha])
     temp = partial_path(path)
     try:
