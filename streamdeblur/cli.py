@@ -8,6 +8,7 @@ a user can cause ends with one line on stderr and a documented exit code (0 done
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -45,14 +46,15 @@ class DefaultGroup(click.Group):
 
 
 def parse_threshold(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
+    """`auto` → None, else a number >= 0 (`nan` would silently mark every frame sharp)."""
     if value == "auto":
         return None
     try:
         threshold = float(value)
     except ValueError:
         raise click.BadParameter("use 'auto' or a number (Laplacian variance at 480 px width)") from None
-    if threshold < 0:
-        raise click.BadParameter("must be >= 0")
+    if math.isnan(threshold) or threshold < 0:
+        raise click.BadParameter("must be a number >= 0")
     return threshold
 
 

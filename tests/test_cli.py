@@ -197,6 +197,9 @@ def test_usage_and_output_errors(tmp_path: Path, rt_weights: Path) -> None:
     )
     assert_one_line_error(*run_cli(src, "-o", "/proc/o.mp4", "--model", "rt-focuser", *common), 1, "/proc/o.mp4")
     assert_one_line_error(*run_cli(src, "-o", tmp_path / "o.png", "--model", "rt-focuser", *common), 2, "video")
+    for threshold in ("-1", "nan"):
+        result = run_cli(src, "-o", tmp_path / "o.mp4", "--selective", "--blur-threshold", threshold, *common)
+        assert_one_line_error(*result, 2, "--blur-threshold")
 
 
 def test_wrong_weights_name_the_model_they_belong_to(tmp_path: Path) -> None:
