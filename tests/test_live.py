@@ -31,7 +31,7 @@ from streamdeblur.io.colour import resolve_colour
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sinks import VideoFileSink, partial_path
 from streamdeblur.io.sources import SourceInfo
-from streamdeblur.io.streams import BACKOFF_FIRST, LiveSource, WebcamCapture, source_kind
+from streamdeblur.io.streams import BACKOFF_FIRST, AVCapture, LiveSource, StreamOptions, WebcamCapture, source_kind
 from streamdeblur.live import LiveOptions, keep_up, run_live
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.pipeline.runner import RunConfig, load_engine
@@ -431,6 +431,17 @@ def test_outputs_are_aborted_when_the_run_fails_to_start(
         run_live(str(src), config, LiveOptions(outputs=[str(out)]), FailingDisplay())
     assert [sink.path for sink in aborted] == [out]
     assert not out.exists() and not partial_path(out).exists()
+
+
+def test_colour_left_to_the_first_frame_is_the_one_it_carries(tmp_path: Path) -> None:
+    src = write_video(tmp_path / "709.mp4", clip_frames(3, W, H), colour=(1, 2))  # BT.709 full range, SD size
+    capture = AVCapture(str(src), StreamOptions(), paced=False)
+    capture.colour = None  # as for a stream that describes itself only once decoding has begun
+    try:
+        next(capture.images())
+    finally:
+        capture.close()
+    assert (capture.colour.matrix, capture.colour.range) == (1, 2)
 
 
 def test_file_source_pts_are_capture_times_at_the_file_rate(tmp_path: Path) -> None:

@@ -84,6 +84,14 @@ def stream_colour(stream: av.video.stream.VideoStream) -> ColourInfo:
     return resolve_colour(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc, cc.height, cc.pix_fmt)
 
 
+def frame_colour(frame: av.VideoFrame) -> ColourInfo:
+    """The colour description a decoded frame carries (unspecified values resolved), for
+    streams that describe themselves only once decoding has begun."""
+    return resolve_colour(
+        frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc, frame.height, frame.format.name
+    )
+
+
 def frame_bit_depth(pix_fmt: str | None) -> int:
     """Bits per component of a pixel format (8 for unknown formats)."""
     if not pix_fmt:

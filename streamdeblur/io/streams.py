@@ -33,7 +33,14 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import InputError, StreamdeblurError
-from streamdeblur.io.colour import ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
+from streamdeblur.io.colour import (
+    ColourInfo,
+    frame_bit_depth,
+    frame_colour,
+    frame_to_rgb,
+    resolve_colour,
+    stream_colour,
+)
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sources import Source, SourceInfo, _reason
 from streamdeblur.pipeline.stats import StageTimer
@@ -120,7 +127,7 @@ class AVCapture(Capture):
             began = time.perf_counter()
             for frame in packet.decode():
                 if self.colour is None:  # the stream did not say before decoding: the first frame does
-                    self.colour = resolve_colour(None, None, None, None, frame.height, frame.format.name)
+                    self.colour = frame_colour(frame)
                 image = frame_to_rgb(frame, self.colour, self.bit_depth)
                 seconds = time.perf_counter() - began
                 if self.paced and frame.time is not None:
