@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdeblur import __version__
-from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError
+from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError, first_line
 from streamdeblur.hardware import PRECISIONS, tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
@@ -461,6 +461,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             raise
-        err.print(f"{PROG}: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", markup=False)
+        err.print(
+            f"{PROG}: internal error: {type(e).__name__}: {first_line(e)} (rerun with --debug for details)",
+            markup=False,
+        )
         code = EXIT_FAILED
     sys.exit(code if isinstance(code, int) else EXIT_OK)

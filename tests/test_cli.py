@@ -202,6 +202,18 @@ def test_usage_and_output_errors(tmp_path: Path, rt_weights: Path) -> None:
         assert_one_line_error(*result, 2, "--blur-threshold")
 
 
+def test_unexpected_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library's multi-line message (C++ frames, hints) is cut to its first line."""
+    import streamdeblur.cli as cli
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("it broke\nException raised from somewhere (most recent call first):\nframe #0: ...")
+
+    monkeypatch.setattr(cli, "run_file", fail)
+    result = run_cli(tmp_path / "in.mp4", "-o", tmp_path / "o.mp4")
+    assert_one_line_error(*result, 1, "internal error: RuntimeError: it broke (rerun with --debug")
+
+
 def test_wrong_weights_name_the_model_they_belong_to(tmp_path: Path) -> None:
     src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))
     uhdvd = tmp_path / "uhdvd.safetensors"
