@@ -120,16 +120,13 @@ def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.Vide
     """An encoder-ready frame in `pix_fmt`, converted with and tagged by `colour`."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=rgb_format(image.itemsize * 8))
     out = frame.reformat(format=pix_fmt, dst_colorspace=colour.sws_matrix, dst_color_range=colour.sws_range)
-    out.colorspace = colour.matrix
-    out.color_range = colour.range
-    out.color_primaries = colour.primaries
-    out.color_trc = colour.transfer
+    tag_colour(out, colour)
     return out
 
 
-def tag_encoder(codec_context: av.video.codeccontext.VideoCodecContext, colour: ColourInfo) -> None:
-    """Write the colour description into the encoder so it lands in the bitstream/container."""
-    codec_context.colorspace = colour.matrix
-    codec_context.color_range = colour.range
-    codec_context.color_primaries = colour.primaries
-    codec_context.color_trc = colour.transfer
+def tag_colour(target: av.video.codeccontext.VideoCodecContext | av.VideoFrame, colour: ColourInfo) -> None:
+    """Write the colour description into an encoder, so it lands in the bitstream/container, or a frame."""
+    target.colorspace = colour.matrix
+    target.color_range = colour.range
+    target.color_primaries = colour.primaries
+    target.color_trc = colour.transfer

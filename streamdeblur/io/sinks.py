@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
-from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_encoder
+from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_colour
 from streamdeblur.io.files import partial_path
 from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sources import (
@@ -254,7 +254,7 @@ def add_video_stream(
     stream.time_base = info.time_base
     cc = stream.codec_context
     cc.time_base, cc.framerate = info.time_base, info.fps
-    tag_encoder(cc, info.colour)
+    tag_colour(cc, info.colour)
     cc.options = options
     return stream
 
