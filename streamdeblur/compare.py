@@ -17,7 +17,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from streamdeblur.errors import InputError, UsageError
+from streamdeblur.errors import InputError, OutputError, UsageError
 from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, check_target, write_image
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, Source, open_source
@@ -60,11 +60,19 @@ def side_by_side(before: np.ndarray, after: np.ndarray, edges: bool) -> np.ndarr
 def compare(
     input_uri: str, output_uri: str, dest: str, edges: bool, frame: int | None, overwrite: bool, encode: EncodeOptions
 ) -> int:
-    """Write the comparison to `dest`; returns the number of frames written."""
+    """Write the comparison to `dest`; returns the number of frames written.
+
+    Usage errors come before the inputs are opened; `dest` may replace neither input, even
+    with `overwrite` (as for `run`'s OUTPUT).
+    """
     target = Path(dest)
-    check_target(target, overwrite)
     as_image = target.suffix.lower() in IMAGE_EXTENSIONS
+    if frame is not None and not as_image:
+        raise UsageError("--frame picks the frame of an image comparison; give -o an image file (.png)")
+    check_target(target, overwrite)
     with open_source(input_uri) as a, open_source(output_uri) as b:
+        if target.resolve() in {p.resolve() for p in (*a.input_files, *b.input_files)}:
+            raise OutputError(f"{target}: the comparison would overwrite one of the files it compares")
         if a.info.size != b.info.size:
             raise InputError(
                 f"{output_uri} is {b.info.width}x{b.info.height} but {input_uri} is {a.info.width}x{a.info.height}"
@@ -72,8 +80,6 @@ def compare(
         pairs = _pairs(a, b, input_uri, output_uri)
         if as_image:
             return _write_image(target, pairs, frame or 0, edges)
-        if frame is not None:
-            raise UsageError("--frame picks the frame of an image comparison; give -o an image file (.png)")
         return _write_video(target, a, pairs, edges, encode)
 
 

@@ -56,3 +56,9 @@ def test_compare_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.partial.mp4").exists()
     code, err = run_cli("compare", tmp_path / "a.mp4", tmp_path / "a.mp4", "-o", tmp_path / "b.mp4")
     assert_one_line_error(code, err, 1, "already exists")
+    before = (tmp_path / "a.mp4").read_bytes()
+    code, err = run_cli("compare", tmp_path / "a.mp4", tmp_path / "a.mp4", "-o", tmp_path / "a.mp4", "--overwrite")
+    assert_one_line_error(code, err, 1, "would overwrite one of the files it compares")
+    assert (tmp_path / "a.mp4").read_bytes() == before
+    code, err = run_cli("compare", tmp_path / "nope.mp4", tmp_path / "a.mp4", "-o", tmp_path / "y.mp4", "--frame", "1")
+    assert_one_line_error(code, err, 2, "--frame")
