@@ -311,6 +311,8 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
         if not is_printf_pattern(output) or not targets:
             raise UsageError("INPUT is an image sequence: OUTPUT must be a printf pattern such as out/%04d.png")
         suffix = Path(output).suffix.lower()
+        if suffix not in IMAGE_EXTENSIONS:
+            raise UsageError(f"unsupported image format {suffix or '(none)'} for OUTPUT")
     else:
         targets = [Path(output)]
         suffix = targets[0].suffix.lower()
@@ -318,8 +320,6 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
             raise UsageError(f"INPUT is an image: OUTPUT must be an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         if kind == "video" and (suffix in IMAGE_EXTENSIONS or not suffix):
             raise UsageError("INPUT is a video: OUTPUT must be a video file such as out.mp4 or out.mkv")
-    if kind != "video" and suffix not in IMAGE_EXTENSIONS:
-        raise UsageError(f"unsupported image format {suffix or '(none)'} for OUTPUT")
     source_paths = {p.resolve() for p in source.input_files}
     for target in targets:
         if target.resolve() in source_paths:
