@@ -16,6 +16,7 @@ import pytest
 from media import clip_frames, decode_rgb, probe, texture, write_video
 
 from streamdeblur.errors import InputError, OutputError, UsageError
+from streamdeblur.io.files import atomic_write_text
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sinks import EncodeOptions, check_output, choose_pix_fmt, open_sink, partial_path
 from streamdeblur.io.sources import ImageSequenceSource, expand_sequence, open_source
@@ -205,3 +206,11 @@ def test_output_checks(tmp_path: Path) -> None:
             check_output(str(tmp_path / "out.png"), source, overwrite=False)
         with pytest.raises(OutputError, match="overwrite INPUT"):
             check_output(str(src), source, overwrite=True)
+
+
+def test_failed_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.mkdir()  # the final rename fails
+    with pytest.raises(OSError):
+        atomic_write_text(target, "{}\n")
+    assert not partial_path(target).exists() and target.is_dir()

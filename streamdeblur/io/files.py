@@ -11,7 +11,12 @@ def partial_path(path: Path) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step (a reader sees the old file or the new one)."""
+    """Replace `path` with `text` in one step (a reader sees the old file or the new one);
+    a failed write (disk full) leaves the old file and no partial one."""
     temp = partial_path(path)
-    temp.write_text(text)
-    temp.replace(path)
+    try:
+        temp.write_text(text)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
