@@ -19,7 +19,7 @@ from streamdeblur.errors import InputError, OutputError, UsageError
 from streamdeblur.io.files import atomic_write_text
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sinks import EncodeOptions, check_output, choose_pix_fmt, open_sink, partial_path
-from streamdeblur.io.sources import ImageSequenceSource, expand_sequence, open_source
+from streamdeblur.io.sources import ImageSequenceSource, VideoFileSource, expand_sequence, open_source
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunStats
 
@@ -214,3 +214,13 @@ def test_failed_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         atomic_write_text(target, "{}\n")
     assert not partial_path(target).exists() and target.is_dir()
+
+
+def test_presentation_pts_always_increase() -> None:
+    """A frame without a pts among timed ones (its stand-in `index * step` lies behind) is nudged too."""
+    pts = VideoFileSource._presentation_pts
+    assert pts(9000, 3, 1000, 6000, False) == 9000
+    assert pts(6000, 3, 1000, 6000, False) == 6001
+    assert pts(None, 3, 1000, 90000, False) == 90001
+    assert pts(None, 3, 1000, None, False) == 3000
+    assert pts(7, 3, 1000, 2000, True) == 3000  # AVI: by index

@@ -202,14 +202,12 @@ class VideoFileSource(Source):
         - containers without presentation timestamps (AVI: its demuxer invents them from the
           decode order, which B-frames scramble) and frames without a pts get the constant-rate
           timeline `index * step`;
-        - any other pts that does not increase is nudged just past the previous one, because
-          encoders reject non-increasing timestamps.
+        - a pts that does not increase (also such a stand-in among real ones) is nudged just
+          past the previous one, because encoders reject non-increasing timestamps.
         """
         if pts is None or by_index:
-            return index * step
-        if last is not None and pts <= last:
-            return last + 1
-        return pts
+            pts = index * step
+        return pts if last is None or pts > last else last + 1
 
     def _check_complete(self, packets: int, reached: float) -> None:
         """A cut file decodes without errors up to the cut, so compare with what the header
