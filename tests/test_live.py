@@ -29,7 +29,8 @@ from test_cli import REPORT_KEYS, assert_one_line_error, run_cli
 from streamdeblur.errors import InputError
 from streamdeblur.io.colour import resolve_colour
 from streamdeblur.io.frame import Frame
-from streamdeblur.io.sinks import VideoFileSink, partial_path
+from streamdeblur.io.outputs import StreamSink
+from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, partial_path
 from streamdeblur.io.sources import SourceInfo
 from streamdeblur.io.streams import BACKOFF_FIRST, AVCapture, LiveSource, StreamOptions, WebcamCapture, source_kind
 from streamdeblur.live import LiveOptions, keep_up, run_live
@@ -431,6 +432,25 @@ def test_outputs_are_aborted_when_the_run_fails_to_start(
         run_live(str(src), config, LiveOptions(outputs=[str(out)]), FailingDisplay())
     assert [sink.path for sink in aborted] == [out]
     assert not out.exists() and not partial_path(out).exists()
+
+
+def test_stream_output_is_closed_when_its_last_packets_cannot_be_sent() -> None:
+    colour = resolve_colour(None, None, None, None, H, None)
+    info = SourceInfo("cam", "video", W, H, Fraction(25), Fraction(1, 1000), None, 8, colour)
+    sink = StreamSink(f"udp://127.0.0.1:{free_port()}", info, EncodeOptions())
+    container, closed = sink.container, []
+
+    class ReceiverGone:
+        def mux(self, packets: object) -> None:
+            raise OSError("connection reset")
+
+        def close(self) -> None:
+            container.close()
+            closed.append(True)
+
+    sink.container = ReceiverGone()
+    sink.finish()
+    assert closed == [True]
 
 
 def test_colour_left_to_the_first_frame_is_the_one_it_carries(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ not thread-safe): the sink only keeps the newest frame.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -154,12 +155,12 @@ class StreamSink(Sink):
             self.failed = f"{self.url}: publishing failed ({_reason(err)})"
 
     def finish(self) -> None:
-        try:
+        # The receiver may be gone: nothing left to send then, but the connection is closed all the same.
+        with contextlib.suppress(av.FFmpegError, OSError):
             if not self.failed:
                 self.container.mux(self.stream.encode(None))
+        with contextlib.suppress(av.FFmpegError, OSError):
             self.container.close()
-        except (av.FFmpegError, OSError):
-            pass  # the receiver is gone: nothing left to finish
 
     def abort(self) -> None:
         self.finish()
