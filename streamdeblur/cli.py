@@ -23,6 +23,7 @@ from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streamde
 from streamdeblur.hardware import PRECISIONS, tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
+from streamdeblur.option_groups import apply_options
 from streamdeblur.pipeline.runner import RunConfig, run_file
 from streamdeblur.pipeline.stats import check_report_path, write_report
 from streamdeblur.train.commands import eval_from_options, eval_options, train_from_options, train_options
@@ -99,9 +100,7 @@ def engine_options(fn: Callable) -> Callable:
             help="Edge-preserving denoise before the model.",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return apply_options(fn, options)
 
 
 def output_options(fn: Callable) -> Callable:
@@ -125,9 +124,7 @@ def output_options(fn: Callable) -> Callable:
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary, only errors."),
         click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return apply_options(fn, options)
 
 
 def config_from(options: dict[str, Any]) -> RunConfig:

@@ -23,6 +23,7 @@ from streamdeblur import hardware
 from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.hardware import PRECISIONS
 from streamdeblur.models import model_names
+from streamdeblur.option_groups import apply_options
 from streamdeblur.pipeline.runner import RunConfig, load_engine
 from streamdeblur.train import checkpoint
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
@@ -178,16 +179,10 @@ DATA_HELP = (
 )
 
 
-def _apply(fn: Callable, options: list[Callable]) -> Callable:
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
 def train_options(fn: Callable) -> Callable:
     """Options of `streamdeblur train`; hyper-parameters left out come from the model's recipe."""
     path = click.Path(path_type=Path)
-    return _apply(
+    return apply_options(
         fn,
         [
             click.option("--model", default=None, type=click.Choice(model_names()), help="Model to train."),
@@ -251,7 +246,7 @@ def _given_settings() -> frozenset[str] | None:
 
 def eval_options(fn: Callable) -> Callable:
     """Options of `streamdeblur eval`."""
-    return _apply(
+    return apply_options(
         fn,
         [
             click.option("--model", required=True, type=click.Choice(model_names())),
