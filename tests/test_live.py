@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -364,6 +365,58 @@ def test_http_stream_to_file_reconnects_when_the_response_ends(tmp_path: Path, r
     times = recorded_times(out)
     assert len(times) == data["frames_out"] >= 20
     assert times[-1] > 2.5  # frames from after the reconnect are in the recording
+
+
+@pytest.fixture
+def x_display(monkeypatch: pytest.MonkeyPatch):
+    """A real X server (Xvfb) on a display number it picks itself; DISPLAY points at it."""
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are not installed (see .ci/run)")
+    read, write = os.pipe()
+    args = ["Xvfb", "-displayfd", str(write), "-screen", "0", "800x600x24", "-nolisten", "tcp"]
+    server = subprocess.Popen(args, pass_fds=(write,), stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as announced:
+        monkeypatch.setenv("DISPLAY", f":{announced.readline().strip()}")
+    yield
+    server.terminate()
+    server.wait(10)
+
+
+def xdotool(*args: object) -> str:
+    """xdotool presses keys through XTEST, as a keyboard would."""
+    return subprocess.run(["xdotool", *map(str, args)], capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def window_width(window: str) -> int:
+    fields = dict(line.split("=") for line in xdotool("getwindowgeometry", "--shell", window).split())
+    return int(fields["WIDTH"])
+
+
+def test_preview_window_toggles_side_by_side_and_quits_on_q(x_display: None, tmp_path: Path, rt_weights: Path) -> None:
+    """The preview on a real X server: the window opens (cv2.imshow hangs for ever when PyAV
+    loads before OpenCV), `s` puts input and output side by side, `q` ends the run cleanly."""
+    w = 256
+    src = write_video(tmp_path / "cam.mp4", clip_frames(500, w, 96), rate=25)  # 20 s
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    run = LiveRun(src, "--preview", "-o", out, *live_args(rt_weights, report))
+    try:
+        run.wait_for("output")
+        window = xdotool("search", "--sync", "--name", "^streamdeblur").split()[0]
+        assert window_width(window) < 2 * w
+        xdotool("windowfocus", "--sync", window)
+        xdotool("key", "s")
+        deadline = time.monotonic() + 10
+        while window_width(window) < 2 * w:
+            assert time.monotonic() < deadline, "s did not put input and output side by side"
+            time.sleep(0.1)
+        xdotool("key", "q")
+        assert run.finish(timeout=30) == 0, run.stderr
+    finally:
+        run.proc.kill()
+    data = check_report(report)
+    times = recorded_times(out)
+    assert len(times) == data["frames_out"] and times[-1] < 15  # q ended it, not the end of the file
 
 
 # --- pieces -------------------------------------------------------------------------------------
