@@ -19,7 +19,7 @@ import numpy as np
 
 from streamdeblur.errors import InputError, OutputError, UsageError
 from streamdeblur.io.frame import Frame, to_rgb8
-from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, check_target, write_image
+from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, check_target, input_paths, write_image
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, Source, open_source
 from streamdeblur.metrics import sharpness
 
@@ -71,7 +71,7 @@ def compare(
         raise UsageError("--frame picks the frame of an image comparison; give -o an image file (.png)")
     check_target(target, overwrite)
     with open_source(input_uri) as a, open_source(output_uri) as b:
-        if target.resolve() in {p.resolve() for p in (*a.input_files, *b.input_files)}:
+        if target.resolve() in input_paths(a, b):
             raise OutputError(f"{target}: the comparison would overwrite one of the files it compares")
         if a.info.size != b.info.size:
             raise InputError(

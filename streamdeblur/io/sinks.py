@@ -300,6 +300,11 @@ def check_target(target: Path, overwrite: bool) -> None:
         raise OutputError(f"{target}: folder {target.parent} does not exist")
 
 
+def input_paths(*sources: Source) -> set[Path]:
+    """The resolved files `sources` read: an output must replace none of them."""
+    return {path.resolve() for source in sources for path in source.input_files}
+
+
 def check_output(output: str, source: Source, overwrite: bool) -> None:
     """Refuse before any work: wrong kind for the input, existing file, missing or unwritable folder."""
     kind = source.info.kind
@@ -320,9 +325,9 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
             raise UsageError(f"INPUT is an image: OUTPUT must be an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         if kind == "video" and (suffix in IMAGE_EXTENSIONS or not suffix):
             raise UsageError("INPUT is a video: OUTPUT must be a video file such as out.mp4 or out.mkv")
-    source_paths = {p.resolve() for p in source.input_files}
+    inputs = input_paths(source)
     for target in targets:
-        if target.resolve() in source_paths:
+        if target.resolve() in inputs:
             raise OutputError(f"{target}: OUTPUT would overwrite INPUT")
         check_target(target, overwrite)
     folder = targets[0].parent
