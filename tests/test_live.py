@@ -1,5 +1,6 @@
 """`streamdeblur live` against real components: a GStreamer RTSP server on loopback (started,
-stopped, frozen and restarted mid-run), a silent TCP server, a paced HTTP MPEG-TS server, real FFmpeg files and UDP.
+stopped, frozen and restarted mid-run), a silent TCP server, a paced HTTP MPEG-TS server, real
+FFmpeg files and UDP, and the preview window on a real X server (Xvfb).
 
 The RTSP tests need gst-rtsp-server with the system interpreter's GObject bindings
 (`.ci/run` installs them) and skip cleanly without them.
@@ -316,7 +317,7 @@ class PacedHttp(ThreadingHTTPServer):
     camera's HTTP stream does; the first response is cut after `first_seconds`."""
 
     def __init__(self, clip: Path, seconds: float, first_seconds: float) -> None:
-        self.data, self.rate, self.first_seconds, self.gets = clip.read_bytes(), 1 / seconds, first_seconds, 0
+        self.data, self.seconds, self.first_seconds, self.gets = clip.read_bytes(), seconds, first_seconds, 0
         super().__init__(("127.0.0.1", 0), _PacedHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -335,7 +336,7 @@ class _PacedHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "video/mp2t")
         self.end_headers()
-        chunk, start = max(1, int(len(srv.data) * srv.rate * 0.05)), time.monotonic()
+        chunk, start = max(1, int(len(srv.data) * 0.05 / srv.seconds)), time.monotonic()  # 50 ms of the clip
         try:
             for offset in range(0, len(srv.data), chunk):
                 if time.monotonic() - start > limit:
@@ -360,6 +361,7 @@ def test_http_stream_to_file_reconnects_when_the_response_ends(tmp_path: Path, r
         assert run.finish() == 0, run.stderr
     finally:
         httpd.shutdown()
+        httpd.server_close()
     data = check_report(report)
     assert data["reconnects"] >= 1 and httpd.gets >= 2 and "reconnected" in run.stderr
     times = recorded_times(out)
