@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import InputError, OutputError, UsageError
+from streamdeblur.io.containers import check_codec
 from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, check_target, input_paths, write_image
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, Source, open_source
@@ -69,6 +70,8 @@ def compare(
     as_image = target.suffix.lower() in IMAGE_EXTENSIONS
     if frame is not None and not as_image:
         raise UsageError("--frame picks the frame of an image comparison; give -o an image file (.png)")
+    if not as_image:
+        check_codec(encode.codec, target)
     check_target(target, overwrite)
     with open_source(input_uri) as a, open_source(output_uri) as b:
         if target.resolve() in input_paths(a, b):

@@ -1,7 +1,9 @@
-"""Fabricate small test clips with real FFmpeg (PyAV): textures, blur, audio, odd rates."""
+"""Fabricate small test clips with real FFmpeg (PyAV): textures, blur, audio, odd rates,
+rotation; and images with an EXIF orientation (OpenCV)."""
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -53,15 +55,20 @@ def write_video(
     colour: tuple[int, int] | None = None,
     codec: str = "libx264",
     faststart: bool = False,
+    rotation: float | None = None,
+    audio_codec: str = "aac",
 ) -> Path:
     """Encode RGB `frames` (uint8, or uint16 for 10-bit `pix_fmt`); optional explicit pts (VFR),
-    an AAC sine track, and colour tags (matrix, range) used for the RGB→YUV conversion too.
-    `faststart` puts the MP4 index first, as streaming-friendly files have it."""
+    a sine track (AAC unless `audio_codec` says otherwise), and colour tags (matrix, range) used
+    for the RGB→YUV conversion too. `faststart` puts the MP4 index first, as streaming-friendly
+    files have it; `rotation` (degrees, counter-clockwise) stores a display matrix, as phones do."""
     rate = Fraction(rate)
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else None) as container:
         stream = container.add_stream(codec, rate=rate)
         h, w = frames[0].shape[:2]
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         tb = time_base or 1 / rate
         stream.time_base = tb
         stream.codec_context.time_base = tb
@@ -75,7 +82,7 @@ def write_video(
             }
         audio = None
         if audio_seconds:
-            audio = container.add_stream("aac", rate=48000)
+            audio = container.add_stream(audio_codec, rate=48000)
             audio.layout = "mono"
         for i, rgb in enumerate(frames):
             fmt = "rgb24" if rgb.dtype == np.uint8 else "rgb48le"
@@ -136,3 +143,22 @@ def decode_rgb(path: Path) -> list[np.ndarray]:
             )
             for f in container.decode(stream)
         ]
+
+
+def display_matrix(path: Path) -> tuple[int, ...] | None:
+    """The display matrix the first decoded frame of `path` carries (from its container)."""
+    from av.sidedata.sidedata import Type
+
+    with av.open(str(path)) as container:
+        data = next(container.decode(video=0)).side_data.get(Type.DISPLAYMATRIX)
+        return struct.unpack("=9i", bytes(data)) if data is not None else None
+
+
+def write_exif_image(path: Path, rgb: np.ndarray, orientation: int) -> Path:
+    """An image (RGB or RGBA) stored as it came off the sensor, with an EXIF Orientation tag."""
+    exif = b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + bytes(4)
+    bgr = np.ascontiguousarray(np.dstack([rgb[:, :, 2::-1], rgb[:, :, 3:]]))
+    ok, data = cv2.imencodeWithMetadata(path.suffix, bgr, [cv2.IMAGE_METADATA_EXIF], [np.frombuffer(exif, np.uint8)])
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path

@@ -32,7 +32,8 @@ W, H = 64, 48
 
 def make_tree(root: Path, frames: int = 6) -> Path:
     """Images and videos in subfolders, a video cut in half (index lost), a Matroska file cut
-    after some frames (fails while decoding), a text file, and an image without extension."""
+    after some frames (damaged: written as far as it decodes), a broken image alone in its
+    folder (fails once processing began), a text file, and an image without extension."""
     tree = root / "in"
     (tree / "clips" / "more").mkdir(parents=True)
     (tree / "photos").mkdir()
@@ -42,6 +43,8 @@ def make_tree(root: Path, frames: int = 6) -> Path:
     (tree / "clips" / "broken.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     long_mkv = write_video(root / "long.mkv", clip_frames(30, W, H))
     (tree / "clips" / "cut.mkv").write_bytes(long_mkv.read_bytes()[: long_mkv.stat().st_size * 2 // 3])
+    (tree / "scans").mkdir()
+    (tree / "scans" / "fake.png").write_bytes(b"\x89PNG nope")
     for n in range(3):
         cv2.imwrite(str(tree / "photos" / f"p{n}.png"), texture(W, H, shift=n))
     cv2.imwrite(str(tree / "top.jpg"), texture(40, 30))
@@ -62,8 +65,9 @@ def test_batch_mirrors_tree_reports_broken_inputs_and_reruns(tmp_path: Path, rt_
     tree, out, report = make_tree(tmp_path), tmp_path / "out", tmp_path / "r.json"
     code, err = run_cli(*batch_args(tree, out, rt_weights, "--jobs", "3", "--report", report, "-q"))
     assert code == 3, err
-    expected = {"clips/a.mp4", "clips/more/b.mkv", "photos/p0.png", "photos/p1.png", "photos/p2.png"}
+    expected = {"clips/a.mp4", "clips/more/b.mkv", "clips/cut.mkv", "photos/p0.png", "photos/p1.png", "photos/p2.png"}
     assert files_under(out) == expected | {"top.jpg", "photos/scan.png"}
+    assert not (out / "scans").exists()  # made for the broken image, removed when nothing came
     assert probe(out / "clips" / "a.mp4")["frames"] == 6 and probe(out / "clips" / "a.mp4")["audio_seconds"]
     assert probe(out / "clips" / "more" / "b.mkv")["frames"] == 5
     assert cv2.imread(str(out / "top.jpg")).shape == (30, 40, 3)
@@ -71,14 +75,15 @@ def test_batch_mirrors_tree_reports_broken_inputs_and_reruns(tmp_path: Path, rt_
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 2 and "Traceback" not in err, err  # -q: one line per failed input
     assert any(line.startswith("clips/broken.mp4: MP4/MOV without its index") for line in lines), err
-    assert any(line.startswith("clips/cut.mkv: input is truncated") for line in lines), err
+    assert any(line.startswith("scans/fake.png: not a readable image") for line in lines), err
 
     data = json.loads(report.read_text())
     entries = {e["input"]: e for e in data["inputs"]}
-    assert len(entries) == 10
+    assert len(entries) == 11
     assert {k for k, e in entries.items() if e["status"] == "done"} == {
         "clips/a.mp4",
         "clips/more/b.avi",
+        "clips/cut.mkv",
         "photos/p0.png",
         "photos/p1.png",
         "photos/p2.png",
@@ -90,11 +95,15 @@ def test_batch_mirrors_tree_reports_broken_inputs_and_reruns(tmp_path: Path, rt_
         entries["clips/broken.mp4"]["status"] == "failed"
         and "without its index" in entries["clips/broken.mp4"]["error"]
     )
-    assert entries["clips/cut.mkv"]["status"] == "failed" and "truncated" in entries["clips/cut.mkv"]["error"]
+    cut = entries["clips/cut.mkv"]
+    assert cut["warnings"] and cut["warnings"][0].startswith("input is damaged"), cut
+    assert (
+        0 < cut["input_damaged"]["frames_decoded"] == cut["frames"] == probe(out / "clips" / "cut.mkv")["frames"] < 30
+    )
     assert entries["clips/more/b.avi"]["output"] == "clips/more/b.mkv" and entries["clips/more/b.avi"]["frames"] == 5
     assert all(e["seconds"] > 0 for e in entries.values() if e["status"] == "done")
-    assert data["counts"] == {"done": 7, "skipped": 1, "failed": 2, "interrupted": 0, "pending": 0}
-    assert data["frames_out"] == data["frames_in"] == 6 + 5 + 5 == len(data["frames"])
+    assert data["counts"] == {"done": 8, "skipped": 1, "failed": 2, "interrupted": 0, "pending": 0}
+    assert data["frames_out"] == data["frames_in"] == 6 + 5 + 5 + cut["frames"] == len(data["frames"])
     assert (data["model"], data["device"]) == ("rt-focuser", "cpu")
     assert data["stages"]["model"]["mean_ms"] > 0
     assert {f["input"] for f in data["frames"]} == {k for k, e in entries.items() if e["status"] == "done"}
@@ -105,13 +114,13 @@ def test_batch_mirrors_tree_reports_broken_inputs_and_reruns(tmp_path: Path, rt_
     assert code == 3, err
     data = json.loads(report.read_text())
     assert data["counts"]["done"] == 0 and data["frames_out"] == 0
-    assert sum(e["reason"] == "output exists" for e in data["inputs"]) == 7
+    assert sum(e["reason"] == "output exists" for e in data["inputs"]) == 8
     for name, before in stamps.items():
         after = (out / name).stat()
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), name
 
     code, err = run_cli(*batch_args(tree, out, rt_weights, "--report", report, "-q", "--overwrite"))
-    assert code == 3 and json.loads(report.read_text())["counts"]["done"] == 7
+    assert code == 3 and json.loads(report.read_text())["counts"]["done"] == 8
 
 
 def test_names_formats_and_in_place_outputs(tmp_path: Path, rt_weights: Path) -> None:
@@ -146,6 +155,9 @@ def test_batch_usage_errors(tmp_path: Path, rt_weights: Path, monkeypatch: pytes
     assert_one_line_error(*run_cli(*batch_args(tmp_path / "in", tmp_path / "in", rt_weights)), 2, "--suffix")
     assert_one_line_error(
         *run_cli(*batch_args(tmp_path / "in", tmp_path / "o", rt_weights, "--format", "xyz")), 2, "--format xyz"
+    )
+    assert_one_line_error(
+        *run_cli(*batch_args(tmp_path / "in", tmp_path / "o", rt_weights, "--codec", "nope")), 2, "unknown encoder"
     )
     cv2.imwrite(str(tmp_path / "in" / "i.png"), texture(16, 16))
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
@@ -334,7 +346,8 @@ def test_ray_local_cluster_gives_the_local_outputs(
     for n in range(2):
         cv2.imwrite(str(tree / f"p{n}.png"), texture(W, H, shift=n))
     whole = write_video(tmp_path / "long.mkv", clip_frames(30, W, H))
-    (tree / "cut.mkv").write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])  # fails in the task
+    (tree / "cut.mkv").write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])  # done, with a warning
+    (tree / "bad.png").write_bytes(b"\x89PNG nope")  # fails in the task
     code, err = run_cli(*batch_args(tree, tmp_path / "local", rt_weights, "-q"))
     assert code == 3, err
     monkeypatch.setattr(batch_run, "run_items", None)  # with --ray, nothing runs in this process
@@ -342,7 +355,8 @@ def test_ray_local_cluster_gives_the_local_outputs(
         *batch_args(tree, tmp_path / "ray", rt_weights, "-q", "--ray", "local", "--report", tmp_path / "r.json")
     )
     assert code == 3, err
-    assert files_under(tmp_path / "ray") == files_under(tmp_path / "local") == {"v/clip.mp4", "p0.png", "p1.png"}
+    expected = {"v/clip.mp4", "p0.png", "p1.png", "cut.mkv"}
+    assert files_under(tmp_path / "ray") == files_under(tmp_path / "local") == expected
     local, remote = (decode_rgb(tmp_path / d / "v" / "clip.mp4") for d in ("local", "ray"))
     assert len(local) == len(remote) == 4
     for a, b in zip(local, remote, strict=True):
@@ -351,6 +365,8 @@ def test_ray_local_cluster_gives_the_local_outputs(
         a, b = (cv2.imread(str(tmp_path / d / name)).astype(int) for d in ("local", "ray"))
         assert np.abs(a - b).max() <= 1
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["counts"]["done"] == 3 and data["counts"]["failed"] == 1
-    assert data["frames_out"] == 6 and data["model"] == "rt-focuser"
-    assert "truncated" in {e["input"]: e for e in data["inputs"]}["cut.mkv"]["error"]
+    entries = {e["input"]: e for e in data["inputs"]}
+    assert data["counts"]["done"] == 4 and data["counts"]["failed"] == 1
+    assert data["frames_out"] == 6 + entries["cut.mkv"]["frames"] and data["model"] == "rt-focuser"
+    assert entries["cut.mkv"]["input_damaged"]["frames_decoded"] == entries["cut.mkv"]["frames"]
+    assert "not a readable image" in entries["bad.png"]["error"]

@@ -27,6 +27,7 @@ REPORT_KEYS = {
     "frames_skipped",
     "frames_dropped",
     "fps",
+    "input_damaged",
     "model",
     "weights",
     "device",
@@ -164,21 +165,31 @@ def test_bad_inputs_fail_with_one_line(tmp_path: Path, rt_weights: Path, name, m
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_truncated_input_fails_and_writes_nothing(tmp_path: Path, rt_weights: Path) -> None:
-    """Cut files: Matroska and index-first MP4 decode up to the cut (and must be caught after),
-    an index-last MP4 cannot even be opened."""
-    cases = [
-        (write_video(tmp_path / "in.mkv", clip_frames(30, 64, 48)), "input is truncated"),
-        (write_video(tmp_path / "fast.mp4", clip_frames(30, 64, 48), faststart=True), "input is truncated"),
-        (write_video(tmp_path / "slow.mp4", clip_frames(30, 64, 48)), "MP4/MOV without its index"),
-    ]
-    for src, message in cases:
-        bad = tmp_path / f"cut_{src.name}"
-        bad.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
-        out = tmp_path / f"out_{src.name}"
-        result = run_cli(bad, "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "-q")
-        assert_one_line_error(*result, 1, f"{bad}: {message}")
-        assert not out.exists() and not partial_path(out).exists()
+def _cut(src: Path) -> Path:
+    bad = src.with_name(f"cut_{src.name}")
+    bad.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
+    return bad
+
+
+def test_damaged_input_is_written_as_far_as_it_decodes(tmp_path: Path, rt_weights: Path) -> None:
+    """Cut files: Matroska and index-first MP4 decode up to the cut, and every frame that does is
+    written, with one warning line and `input_damaged` in the report. An index-last MP4 cannot
+    even be opened: nothing decodes."""
+    for src in (
+        write_video(tmp_path / "in.mkv", clip_frames(30, 64, 48)),
+        write_video(tmp_path / "fast.mp4", clip_frames(30, 64, 48), faststart=True),
+    ):
+        out, report = tmp_path / f"out_{src.name}", tmp_path / f"{src.name}.json"
+        code, err = run_cli(_cut(src), "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "--report", report)
+        assert code == 0 and "Traceback" not in err, err
+        warnings = [line for line in err.splitlines() if line.startswith("warning")]
+        assert len(warnings) == 1 and "input is damaged" in warnings[0], err
+        data = json.loads(report.read_text())
+        assert 0 < data["input_damaged"]["frames_decoded"] == data["frames_out"] == probe(out)["frames"] < 30
+    bad, out = _cut(write_video(tmp_path / "slow.mp4", clip_frames(30, 64, 48))), tmp_path / "out_slow.mp4"
+    result = run_cli(bad, "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "-q")
+    assert_one_line_error(*result, 1, f"{bad}: MP4/MOV without its index")
+    assert not out.exists() and not partial_path(out).exists()
 
 
 def test_usage_and_output_errors(tmp_path: Path, rt_weights: Path) -> None:
@@ -192,9 +203,11 @@ def test_usage_and_output_errors(tmp_path: Path, rt_weights: Path) -> None:
     existing.write_bytes(b"keep me")
     assert_one_line_error(*run_cli(src, "-o", existing, "--model", "rt-focuser", *common), 1, "--overwrite")
     assert existing.read_bytes() == b"keep me"
-    assert_one_line_error(
-        *run_cli(src, "-o", tmp_path / "no" / "dir" / "o.mp4", "--model", "rt-focuser", *common), 1, "does not exist"
-    )
+    result = run_cli(src, "-o", tmp_path / "o.webm", "--codec", "libx264", "--model", "rt-focuser", *common)
+    assert_one_line_error(*result, 2, "--codec libx264: .webm cannot hold it")
+    assert_one_line_error(*run_cli(src, "-o", tmp_path / "o.xyz", *common), 2, "unsupported video format .xyz")
+    code, err = run_cli(src, "-o", tmp_path / "no" / "dir" / "o.mp4", "--model", "rt-focuser", *common, "-q")
+    assert code == 0 and probe(tmp_path / "no" / "dir" / "o.mp4")["frames"] == 2, err  # its folders are made
     assert_one_line_error(*run_cli(src, "-o", "/proc/o.mp4", "--model", "rt-focuser", *common), 1, "/proc/o.mp4")
     assert_one_line_error(*run_cli(src, "-o", tmp_path / "o.png", "--model", "rt-focuser", *common), 2, "video")
     for threshold in ("-1", "nan"):
@@ -270,6 +283,8 @@ def test_ctrl_c_leaves_a_playable_file(tmp_path: Path, rt_weights: Path) -> None
     info = probe(out)
     report = json.loads((tmp_path / "r.json").read_text())
     assert 0 < info["frames"] < 400 and info["frames"] == report["frames_out"]
+    assert report["frames_in"] == report["frames_out"] + report["frames_dropped"]  # every frame read is accounted for
+    assert info["audio_seconds"] <= info["times"][-1] + 1 / 25 + 0.03  # the audio ends with the last frame written
     assert not partial_path(out).exists()
 
 

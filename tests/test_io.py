@@ -6,6 +6,8 @@ These run the real threaded pipeline with real FFmpeg on both ends, with an iden
 
 from __future__ import annotations
 
+import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,15 +15,18 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media import clip_frames, decode_rgb, probe, texture, write_video
+import torch
+from media import clip_frames, decode_rgb, display_matrix, probe, texture, write_exif_image, write_video
+from safetensors.torch import save_file
 
-from streamdeblur.errors import InputError, OutputError, UsageError
-from streamdeblur.io.files import atomic_write_text
+from streamdeblur.errors import InputError, OutputError, StreamdeblurError, UsageError
+from streamdeblur.io.containers import choose_pix_fmt
+from streamdeblur.io.files import atomic_write, atomic_write_text, file_mode
 from streamdeblur.io.frame import Frame
-from streamdeblur.io.sinks import EncodeOptions, check_output, choose_pix_fmt, open_sink, partial_path
+from streamdeblur.io.sinks import EncodeOptions, check_output, open_sink, partial_path
 from streamdeblur.io.sources import ImageSequenceSource, VideoFileSource, expand_sequence, open_source
-from streamdeblur.pipeline.runner import Pipeline
-from streamdeblur.pipeline.stats import RunStats
+from streamdeblur.pipeline.runner import Pipeline, RunConfig, run_file
+from streamdeblur.pipeline.stats import RunStats, write_report
 
 
 def _write(path: Path, data: bytes | str) -> Path:
@@ -30,12 +35,14 @@ def _write(path: Path, data: bytes | str) -> Path:
     return path
 
 
-def passthrough(src: str | Path, dst: str | Path, process=lambda f: f, overwrite: bool = False) -> RunStats:
+def passthrough(
+    src: str | Path, dst: str | Path, process=lambda f: f, overwrite: bool = False, codec: str | None = None
+) -> RunStats:
     """Run the pipeline with an identity (or given) processing step."""
     source = open_source(src)
-    check_output(str(dst), source, overwrite)
+    check_output(str(dst), source, overwrite, codec)
     stats = RunStats()
-    sink = open_sink(str(dst), source, EncodeOptions(crf=10))
+    sink = open_sink(str(dst), source, EncodeOptions(codec=codec, crf=10))
     with source:
         assert Pipeline(source, [sink], process, stats).run() is False
     return stats
@@ -200,8 +207,9 @@ def test_output_checks(tmp_path: Path) -> None:
         with pytest.raises(OutputError, match="already exists"):
             check_output(str(tmp_path / "exists.mp4"), source, overwrite=False)
         check_output(str(tmp_path / "exists.mp4"), source, overwrite=True)
-        with pytest.raises(OutputError, match="does not exist"):
-            check_output(str(tmp_path / "nope" / "out.mp4"), source, overwrite=False)
+        assert check_output(str(tmp_path / "new" / "out.mp4"), source, overwrite=False) == [tmp_path / "new"]
+        with pytest.raises(OutputError, match="cannot create folder"):
+            check_output(str(tmp_path / "exists.mp4" / "out.mp4"), source, overwrite=False)
         with pytest.raises(UsageError, match="must be a video"):
             check_output(str(tmp_path / "out.png"), source, overwrite=False)
         with pytest.raises(OutputError, match="overwrite INPUT"):
@@ -224,3 +232,189 @@ def test_presentation_pts_always_increase() -> None:
     assert pts(None, 3, 1000, 90000, False) == 90001
     assert pts(None, 3, 1000, None, False) == 3000
     assert pts(7, 3, 1000, 2000, True) == 3000  # AVI: by index
+
+
+@pytest.mark.parametrize(
+    "src_name,out_name,codec,angle",
+    [
+        ("in.mp4", "out.mp4", "libx264", 90),
+        ("in.mov", "out.mov", "libx264", -90),
+        ("in.mkv", "out.mkv", "libx264", 180),
+        ("in.webm", "out.webm", "libvpx-vp9", 90),
+        ("in.mp4", "out.mp4", "libx264", 30),
+        ("in.mov", "out.mkv", "libx264", 90),
+    ],
+)
+def test_display_matrix_survives(tmp_path: Path, src_name: str, out_name: str, codec: str, angle: int) -> None:
+    """A phone video's rotation (any angle, any container that stores one) plays as it did."""
+    src = write_video(tmp_path / src_name, clip_frames(3, 64, 48), codec=codec, rotation=angle)
+    matrix = display_matrix(src)
+    assert matrix is not None
+    passthrough(src, tmp_path / out_name)
+    assert display_matrix(tmp_path / out_name) == matrix
+    assert probe(tmp_path / out_name)["size"] == (64, 48)  # the picture itself stays as stored
+
+
+def test_unrotated_video_gets_no_display_matrix(tmp_path: Path) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(2, 64, 48))
+    passthrough(src, tmp_path / "out.mp4")
+    assert display_matrix(tmp_path / "out.mp4") is None
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_and_not_written(tmp_path: Path, orientation: int) -> None:
+    """The output looks like the input does in a viewer (OpenCV's own EXIF handling stands in for
+    one), alpha turned along, and carries no orientation that could turn it again."""
+    alpha = np.linspace(0, 255, 30 * 40).reshape(30, 40).astype(np.uint8)
+    src = write_exif_image(tmp_path / "in.png", np.dstack([texture(40, 30), alpha]), orientation)
+    passthrough(src, tmp_path / "out.png")
+    out, kinds, _ = cv2.imreadWithMetadata(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert cv2.IMAGE_METADATA_EXIF not in kinds
+    assert np.array_equal(out[:, :, :3], cv2.imread(str(src), cv2.IMREAD_COLOR))
+    shown_alpha = write_exif_image(tmp_path / "alpha.png", np.dstack([alpha] * 3), orientation)
+    assert np.array_equal(out[:, :, 3], cv2.imread(str(shown_alpha), cv2.IMREAD_COLOR)[:, :, 0])
+
+
+def test_phone_photo_is_read_upright(tmp_path: Path) -> None:
+    src = write_exif_image(tmp_path / "photo.jpg", texture(40, 30), 6)  # a portrait shot: turn 90° clockwise
+    with open_source(src) as source:
+        assert (source.info.width, source.info.height) == (30, 40)
+        image = next(source.frames()).image
+    assert np.array_equal(image, cv2.imread(str(src), cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def test_frame_count_in_a_header_is_only_a_hint(tmp_path: Path) -> None:
+    """FFmpeg's AVI (mpeg4 + mp3) counts a frame the source skipped as an empty chunk: the header
+    announces more frames than there are, and the file is whole all the same."""
+    pts = [0, *range(2, 31)]
+    frames = clip_frames(30, 128, 72)
+    src = write_video(tmp_path / "in.avi", frames, pts=pts, codec="mpeg4", audio_seconds=1.24, audio_codec="libmp3lame")
+    with open_source(src) as source:
+        assert source.info.frame_count > 30
+    stats = passthrough(src, tmp_path / "out.mkv")
+    assert stats.frames_out == probe(tmp_path / "out.mkv")["frames"] == 30
+    assert stats.damage is None
+
+
+def _cut(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) * 2 // 3])
+    return dst
+
+
+def _scribble(src: Path, dst: Path) -> Path:
+    """1 KiB of garbage over the middle of the file: corrupt packets."""
+    data = src.read_bytes()
+    middle = len(data) // 2
+    dst.write_bytes(data[:middle] + bytes(range(256)) * 4 + data[middle + 1024 :])
+    return dst
+
+
+@pytest.mark.parametrize(
+    "name,codec,damage,least",
+    [
+        ("cut.mkv", "libx264", _cut, 15),
+        ("cut.mp4", "libx264", _cut, 15),  # index first (faststart): it opens
+        ("scribbled.mp4", "libx264", _scribble, 25),
+        ("scribbled.webm", "libvpx-vp9", _scribble, 10),
+    ],
+)
+def test_damaged_input_gives_every_frame_that_decodes(tmp_path: Path, name: str, codec: str, damage, least: int):
+    ext = Path(name).suffix
+    whole = write_video(tmp_path / f"whole{ext}", clip_frames(30, 64, 48), codec=codec, faststart=ext == ".mp4")
+    stats = passthrough(damage(whole, tmp_path / name), tmp_path / f"out{ext}")
+    assert stats.damage is not None and stats.damage.problems, stats.damage
+    assert stats.damage.frames_decoded == stats.frames_in == stats.frames_out >= least
+    assert probe(tmp_path / f"out{ext}")["frames"] == stats.frames_out
+    assert stats.report()["input_damaged"]["frames_decoded"] == stats.frames_out
+
+
+@pytest.mark.parametrize(
+    "out_name,ten_bit,codec,pix_fmt",
+    [
+        ("out.mp4", False, "h264", "yuv420p"),
+        ("out.mkv", True, "h264", "yuv420p10le"),
+        ("out.webm", False, "vp9", "yuv420p"),
+        ("out.webm", True, "av1", "yuv420p10le"),  # the bundled libvpx is 8-bit only; SVT-AV1 keeps 10 bits
+    ],
+)
+def test_the_container_decides_the_default_codec(
+    tmp_path: Path, out_name: str, ten_bit: bool, codec: str, pix_fmt: str
+) -> None:
+    frames = clip_frames(3, 64, 48)
+    if ten_bit:
+        frames = [f.astype(np.uint16) * 257 for f in frames]
+    src = write_video(tmp_path / "in.mkv", frames, pix_fmt="yuv420p10le" if ten_bit else "yuv420p")
+    passthrough(src, tmp_path / out_name)
+    with av.open(str(tmp_path / out_name)) as container:
+        assert container.streams.video[0].codec_context.name in (codec, f"lib{codec}", "libdav1d")
+    assert probe(tmp_path / out_name)["pix_fmt"] == pix_fmt
+
+
+def test_codecs_and_formats_the_output_cannot_take_are_usage_errors(tmp_path: Path) -> None:
+    ten_bit = [f.astype(np.uint16) * 257 for f in clip_frames(2, 64, 48)]
+    src = write_video(tmp_path / "in.mkv", ten_bit, pix_fmt="yuv420p10le")
+    with open_source(src) as source:
+        with pytest.raises(UsageError, match="--codec libx264: .webm cannot hold it"):
+            check_output(str(tmp_path / "o.webm"), source, False, "libx264")
+        with pytest.raises(UsageError, match="unsupported video format .xyz"):
+            check_output(str(tmp_path / "o.xyz"), source, False)
+        with pytest.raises(UsageError, match="unknown encoder"):
+            check_output(str(tmp_path / "o.mp4"), source, False, "nope")
+        sink = open_sink(str(tmp_path / "o.webm"), source, EncodeOptions(codec="libvpx-vp9"))
+        sink.abort()
+    assert sink.warnings == ["libvpx-vp9 cannot encode 10-bit video: written as 8-bit"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_interrupt_counts_every_frame_and_ends_audio_with_the_video(tmp_path: Path) -> None:
+    """Ctrl-C: frames read but not processed are dropped (and counted); the audio demuxed ahead
+    of them is not written."""
+    src = write_video(tmp_path / "in.mp4", clip_frames(60, 64, 48), audio_seconds=2.4)
+    out = tmp_path / "out.mp4"
+    source = open_source(src)
+    check_output(str(out), source, overwrite=False)
+    stats = RunStats()
+    pipeline = Pipeline(source, [open_sink(str(out), source, EncodeOptions())], lambda f: time.sleep(0.02) or f, stats)
+    pressed: list[bool] = []
+
+    def ctrl_c() -> None:
+        if stats.frames_out >= 10 and not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+
+    with source:
+        assert pipeline.run(on_tick=ctrl_c, tick=0.01) is True
+    assert stats.frames_in == stats.frames_out + stats.frames_dropped and stats.frames_dropped > 0
+    info = probe(out)
+    assert info["frames"] == stats.frames_out < 60
+    video_end = info["times"][-1] + 1 / 25
+    assert video_end - 0.03 <= info["audio_seconds"] <= video_end + 0.03, (info["audio_seconds"], video_end)
+
+
+def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
+    """Videos, images, reports and files of writers that make them 0600 (safetensors)."""
+    old = os.umask(0o027)
+    file_mode.cache_clear()
+    try:
+        src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))
+        passthrough(src, tmp_path / "out.mp4")
+        cv2.imwrite(str(tmp_path / "in.png"), texture(32, 24))
+        passthrough(tmp_path / "in.png", tmp_path / "out.png")
+        write_report(tmp_path / "report.json", {})
+        atomic_write(tmp_path / "w.safetensors", lambda temp: save_file({"x": torch.zeros(1)}, str(temp)))
+        for name in ("out.mp4", "out.png", "report.json", "w.safetensors"):
+            assert oct((tmp_path / name).stat().st_mode & 0o777) == oct(0o640), name
+    finally:
+        os.umask(old)
+        file_mode.cache_clear()
+
+
+def test_output_folders_are_made_and_removed_when_nothing_came(tmp_path: Path) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))
+    passthrough(src, tmp_path / "new" / "deeper" / "out.mp4")
+    assert probe(tmp_path / "new" / "deeper" / "out.mp4")["frames"] == 2
+    config = RunConfig(model="rt-focuser", weights=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(StreamdeblurError):
+        run_file(str(src), str(tmp_path / "gone" / "deeper" / "out.mp4"), config)
+    assert not (tmp_path / "gone").exists()

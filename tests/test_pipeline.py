@@ -71,10 +71,19 @@ def test_auto_gate_skips_sharp_first_half_and_processes_blurred_second_half() ->
     assert not any(decisions[:30]) and all(decisions[30:])
 
 
-def test_hysteresis_prevents_flicker_near_threshold() -> None:
-    gate = BlurGate(100.0)
+def test_fixed_threshold_processes_exactly_the_frames_below_it() -> None:
+    """`--blur-threshold 640`: frames scoring 615-628 are processed, whatever came before them."""
+    gate = BlurGate(640.0)
+    scores = [700, 628, 615, 639.9, 640, 641, 700, 620, 628, 900]
+    assert [gate(s) for s in scores] == [s < 640 for s in scores]
+
+
+def test_auto_threshold_has_hysteresis_against_flicker() -> None:
+    gate = BlurGate(None)
+    for _ in range(30):
+        gate(200.0)  # the shot's reference: the auto threshold is half its 90th percentile, 100
     decisions = [gate(s) for s in [80, 102, 98, 104, 97, 103, 120, 99, 95, 90, 84]]
-    # on below 100; stays on until above 115; then off until below 85
+    # on below 85; stays on until above 115; then off until below 85 again
     assert decisions == [True, True, True, True, True, True, False, False, False, False, True]
 
 

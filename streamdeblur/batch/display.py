@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from streamdeblur.batch.plan import Item
 from streamdeblur.pipeline.runner import Engine
@@ -113,6 +114,11 @@ class BatchDisplay:
                 self._frames_done += item.frames
                 if item.status == "failed":
                     self._print_failure(item)
+                elif not self.quiet:
+                    for warning in item.warnings:
+                        self.console.print(
+                            Text.assemble(("warning ", "yellow"), f"{item.rel}: {warning}"), soft_wrap=True
+                        )
                 task = self._tasks.pop(id(item), None)
                 if task is not None and self._progress is not None:
                     self._progress.remove_task(task)

@@ -19,6 +19,7 @@ import torch
 from streamdeblur.batch.plan import Item, open_item
 from streamdeblur.batch.server import InferenceServer, SharedRunner
 from streamdeblur.errors import StreamdeblurError
+from streamdeblur.io.files import create_parents
 from streamdeblur.pipeline.runner import Engine, RunConfig, load_engine, run_file
 from streamdeblur.pipeline.stats import RunStats
 
@@ -74,7 +75,7 @@ def process_item(
     engine = replace(server.engine, runner=SharedRunner(server))
     start = time.perf_counter()
     try:
-        item.dst.parent.mkdir(parents=True, exist_ok=True)
+        item.created = create_parents(item.dst)  # removed at the end of the batch if nothing came
         result = run_file(
             open_item(item),
             str(item.dst),
@@ -93,6 +94,8 @@ def process_item(
     else:
         item.stats, item.frames = result.stats, result.stats.frames_out
         item.status = "done" if result.completed else "interrupted"
+        if result.stats.damage:  # done all the same: every frame that decodes was written
+            item.warnings.append(result.stats.damage.message)
     item.engine = engine.report_fields()
     item.seconds = time.perf_counter() - start
 

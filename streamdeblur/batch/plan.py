@@ -14,22 +14,19 @@ run are removed here and their inputs redone.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-import av
-
 from streamdeblur.errors import InputError, OutputError, UsageError
+from streamdeblur.io.containers import VIDEO_CONTAINERS, can_hold
 from streamdeblur.io.sinks import partial_path
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, Source, VideoFileSource
 from streamdeblur.pipeline.stats import RunStats
 
-# Containers a video keeps (when they can hold the encoder's codec); every other one becomes .mkv.
-KEPT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+# A video keeps its container when the tool writes it (`VIDEO_CONTAINERS`) and it can hold
+# `--codec`; every other one becomes .mkv.
 FALLBACK_CONTAINER = ".mkv"  # Matroska holds any codec and every audio/subtitle stream
 DEFAULT_IMAGE_FORMAT = ".png"  # for images found by content under a name that is not an image's
 
@@ -52,6 +49,7 @@ class Item:
     frames: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    created: list[Path] = field(default_factory=list)  # folders made for `dst`
     stats: RunStats | None = None
     engine: dict[str, Any] | None = None  # model, weights, device, precision, fallback that ran it
 
@@ -72,29 +70,21 @@ class NamingRules:
     suffix: str = ""
     image_format: str | None = None  # ".png"; None keeps the input's
     video_format: str | None = None  # ".mkv"; None keeps the input's container where possible
-    codec: str = "libx264"
+    codec: str | None = None  # --codec; None: each container's default
 
     def output_for(self, rel: Path, kind: str) -> Path:
         ext = rel.suffix
         if kind == "image":
             ext = self.image_format or (ext if ext.lower() in IMAGE_EXTENSIONS else DEFAULT_IMAGE_FORMAT)
         else:
-            ext = self.video_format or (ext if can_hold(ext.lower(), self.codec) else FALLBACK_CONTAINER)
+            ext = self.video_format or (ext if keeps_container(ext, self.codec) else FALLBACK_CONTAINER)
         return self.out_dir / rel.parent / f"{rel.stem}{self.suffix}{ext}"
 
 
-@lru_cache(maxsize=None)
-def can_hold(ext: str, codec: str) -> bool:
-    """Whether the tool writes the container `ext` and it can store `codec`'s output."""
-    muxer = KEPT_CONTAINERS.get(ext)
-    if muxer is None:
-        return False
-    try:
-        name = av.codec.Codec(codec, "w").name
-        with av.open(io.BytesIO(), "w", format=muxer) as container:
-            return name in container.supported_codecs
-    except (av.FFmpegError, ValueError):
-        return False
+def keeps_container(ext: str, codec: str | None) -> bool:
+    """Whether a video can be written as `ext`: the tool writes it and it holds `codec`."""
+    muxer = VIDEO_CONTAINERS.get(ext.lower())
+    return muxer is not None and (codec is None or can_hold(muxer, codec))
 
 
 def walk(in_dir: Path, exclude: Path | None = None) -> Iterator[Path]:

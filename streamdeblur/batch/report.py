@@ -3,7 +3,8 @@
 `frames` keeps one entry per written frame as in a file's report, each naming its input;
 `inputs` has, for every file found, its `status` (done, skipped, failed; `interrupted` and
 `pending` when the batch was stopped), `error` (failed) or `reason` (skipped), frames
-written and seconds spent. `batching` says how many frames shared the model's passes.
+written, seconds spent, and `input_damaged` for a damaged input that was done all the same.
+`batching` says how many frames shared the model's passes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def entry(item: Item, out_dir: Path) -> dict[str, Any]:
         "frames": item.frames,
         "seconds": round(item.seconds, 3),
         "warnings": item.warnings,
+        "input_damaged": item.stats.damage.report() if item.stats and item.stats.damage else None,
     }
 
 

@@ -11,18 +11,11 @@ from pathlib import Path
 from streamdeblur.batch.display import BatchDisplay
 from streamdeblur.batch.local import largest_size, run_items, start_servers
 from streamdeblur.batch.manifest import Manifest
-from streamdeblur.batch.plan import (
-    KEPT_CONTAINERS,
-    Item,
-    NamingRules,
-    assign_outputs,
-    can_hold,
-    check_dirs,
-    probe,
-    walk,
-)
+from streamdeblur.batch.plan import Item, NamingRules, assign_outputs, check_dirs, keeps_container, probe, walk
 from streamdeblur.batch.report import batch_report
 from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, OutputError, UsageError
+from streamdeblur.io.containers import VIDEO_CONTAINERS, video_encoder
+from streamdeblur.io.files import remove_empty
 from streamdeblur.io.sources import IMAGE_EXTENSIONS
 from streamdeblur.pipeline.runner import RunConfig
 from streamdeblur.pipeline.stats import write_report
@@ -43,20 +36,23 @@ class BatchOptions:
 
 def naming_rules(options: BatchOptions, config: RunConfig) -> NamingRules:
     """`--format` values: an image extension sets the images' format, a video container the
-    videos'; each at most once."""
-    rules = NamingRules(options.out_dir, options.suffix, codec=config.encode.codec)
+    videos'; each at most once. An unknown `--codec` is refused here, before any work."""
+    codec = config.encode.codec
+    rules = NamingRules(options.out_dir, options.suffix, codec=codec)
     if "/" in options.suffix or "\\" in options.suffix:
         raise UsageError(f"--suffix {options.suffix!r}: must not contain a path separator")
+    if codec is not None:
+        video_encoder(codec)
     for value in options.formats:
         ext = "." + value.lower().lstrip(".")
         if ext in IMAGE_EXTENSIONS and rules.image_format is None:
             rules.image_format = ext
-        elif ext in KEPT_CONTAINERS and rules.video_format is None:
-            if not can_hold(ext, config.encode.codec):
-                raise UsageError(f"--format {value}: {ext} cannot hold {config.encode.codec} video")
+        elif ext in VIDEO_CONTAINERS and rules.video_format is None:
+            if not keeps_container(ext, codec):
+                raise UsageError(f"--format {value}: {ext} cannot hold {codec} video")
             rules.video_format = ext
         else:
-            known = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS | set(KEPT_CONTAINERS)))
+            known = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS | set(VIDEO_CONTAINERS)))
             raise UsageError(f"--format {value}: use one image and/or one video format ({known})")
     return rules
 
@@ -128,6 +124,7 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
         display.stop()
         if manifest:
             manifest.close()
+        remove_empty(folder for item in items if item.status != "done" for folder in item.created)
     seconds = time.perf_counter() - start
     if options.report:
         write_report(options.report, batch_report(items, options.in_dir, options.out_dir, seconds, batching))

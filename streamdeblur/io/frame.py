@@ -18,7 +18,8 @@ class Frame:
     input's timing (VFR included). `alpha` carries an image's alpha channel through untouched.
     `gap` marks the first frame after a live source lost frames (reconnect, stall): recurrent
     state must not carry over it. `original` keeps the unprocessed picture where a live preview
-    shows both side by side.
+    shows both side by side. `display_matrix` is how the container said to turn the picture
+    for display (`io/orientation.py`); the picture itself stays as stored.
     """
 
     index: int
@@ -32,6 +33,7 @@ class Frame:
     scene_cut: bool = False
     gap: bool = False
     original: np.ndarray | None = None
+    display_matrix: tuple[int, ...] | None = None
 
     @property
     def time(self) -> float:

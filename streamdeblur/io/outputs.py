@@ -21,17 +21,9 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
+from streamdeblur.io.containers import H264, choose_pix_fmt, video_encoder
 from streamdeblur.io.frame import Frame, to_rgb8
-from streamdeblur.io.sinks import (
-    EncodeOptions,
-    Sink,
-    VideoFileSink,
-    add_video_stream,
-    check_output,
-    choose_pix_fmt,
-    encode_frame,
-    video_encoder,
-)
+from streamdeblur.io.sinks import EncodeOptions, Sink, VideoFileSink, add_video_stream, check_output, encode_frame
 from streamdeblur.io.sources import Source, SourceInfo, _reason
 
 STREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "udp": "mpegts"}  # URL scheme -> FFmpeg muxer
@@ -50,13 +42,14 @@ def output_kind(output: str) -> str:
     return "file"
 
 
-def check_outputs(outputs: list[str], source: Source, overwrite: bool) -> None:
-    """Refuse before any work: unknown URL schemes, repeated outputs, files that exist or cannot be written."""
+def check_outputs(outputs: list[str], source: Source, overwrite: bool, codec: str | None) -> None:
+    """Refuse before any work: unknown URL schemes, repeated outputs, files that exist or cannot
+    be written, an encoder a file's container cannot hold."""
     if len(set(outputs)) != len(outputs):
         raise UsageError("the same -o OUTPUT is given twice")
     for output in outputs:
         if output_kind(output) == "file":
-            check_output(output, source, overwrite)
+            check_output(output, source, overwrite, codec)
 
 
 def open_outputs(outputs: list[str], source: Source, options: EncodeOptions) -> list[Sink]:
@@ -125,7 +118,7 @@ class StreamSink(Sink):
         self.url = url
         self.warnings = []
         scheme = urlsplit(url).scheme.lower()
-        codec = video_encoder(options.codec)
+        codec = video_encoder(options.codec or H264)
         self.pix_fmt = choose_pix_fmt(codec, info)
         self.colour = info.colour
         container_options = {"rtsp_transport": "tcp"} if STREAM_FORMATS[scheme] == "rtsp" else {}

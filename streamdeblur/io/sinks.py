@@ -3,12 +3,11 @@
 Whatever the kind, output is written under a temporary name and renamed when complete, so a
 failed run never leaves a half file that looks done and never damages an existing file. A
 sink that is *finished* (normal end or Ctrl-C) is a complete, playable file; a sink that is
-*aborted* (an error) leaves nothing behind.
+*aborted* (an error) leaves nothing behind. Missing folders of an output are created.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,15 @@ import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
 from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_colour
-from streamdeblur.io.files import partial_path
+from streamdeblur.io.containers import (
+    check_codec,
+    choose_encoder,
+    choose_pix_fmt,
+    encoder_options,
+    loses_depth,
+    muxer_for,
+)
+from streamdeblur.io.files import atomic_write, create_parents, partial_path, publish, remove_empty
 from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sources import (
     IMAGE_EXTENSIONS,
@@ -30,15 +37,13 @@ from streamdeblur.io.sources import (
     is_printf_pattern,
 )
 
-DEFAULT_CODEC = "libx264"
 DEFAULT_CRF = 18
-_PRESETS = {"libx264": "medium", "libx265": "medium"}
 _NO_16BIT = {".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".jp2"}
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str = DEFAULT_CODEC
+    codec: str | None = None  # None: the output container's default (`io/containers.py`)
     crf: int = DEFAULT_CRF
 
 
@@ -69,7 +74,12 @@ class VideoFileSink(Sink):
     The output video stream takes the input's time base and each frame keeps its pts, so
     frame count, rate and per-frame timestamps equal the input's (VFR included). Colour
     matrix/range are those of the input; bit depth and chroma follow it as far as the codec
-    allows (odd sizes cannot be 4:2:0, so they are encoded 4:4:4).
+    allows (odd sizes cannot be 4:2:0, so they are encoded 4:4:4). The display matrix of the
+    first frame goes to the stream, so a rotated phone video plays as it did.
+
+    The other streams' packets are muxed up to the video frame just written, so a run that
+    stops early (Ctrl-C) ends its audio with its last video frame; once the source was read to
+    its end, the rest follows (audio may outlast the video).
     """
 
     def __init__(self, path: Path, info: SourceInfo, options: EncodeOptions, remux: VideoFileSource | None) -> None:
@@ -78,10 +88,13 @@ class VideoFileSink(Sink):
         self.remux = remux
         self.warnings = []
         self._temp = partial_path(path)
-        codec = video_encoder(options.codec)
+        self._video_end: float | None = None  # seconds: where the last frame written ends
+        codec = choose_encoder(options.codec, path, info)
         self.pix_fmt = choose_pix_fmt(codec, info)
+        if loses_depth(self.pix_fmt, info):
+            self.warnings.append(f"{codec.name} cannot encode {info.bit_depth}-bit video: written as 8-bit")
         try:
-            self.container = av.open(str(self._temp), "w", format=_muxer_for(path))
+            self.container = av.open(str(self._temp), "w", format=muxer_for(path))
         except (av.FFmpegError, ValueError) as err:
             raise OutputError(f"{path}: cannot write ({_reason(err)})") from None
         try:
@@ -95,9 +108,7 @@ class VideoFileSink(Sink):
             raise
 
     def _add_video_stream(self, codec: av.codec.Codec, options: EncodeOptions) -> av.video.stream.VideoStream:
-        opts = {"crf": str(options.crf)}
-        if codec.name in _PRESETS:
-            opts["preset"] = _PRESETS[codec.name]
+        opts = encoder_options(codec, options.crf)
         stream = add_video_stream(self.container, codec, self.info, self.pix_fmt, opts)
         stream.codec_context.thread_type = "AUTO"
         if self.remux is not None:
@@ -125,34 +136,42 @@ class VideoFileSink(Sink):
         return streams
 
     def write(self, frame: Frame) -> None:
+        if self._video_end is None and frame.display_matrix is not None:
+            self.stream.set_display_matrix(frame.display_matrix)  # before anything is muxed: it goes in the header
+        self._video_end = frame.time + 1 / float(self.info.fps)
         try:
-            self._mux_passthrough()
+            self._mux_passthrough(self._video_end)
             self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.info.colour))
         except av.FFmpegError as err:
             raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
 
-    def _mux_passthrough(self) -> None:
-        """Mux the other streams' packets demuxed so far (they arrive in file order)."""
+    def _mux_passthrough(self, until: float | None) -> None:
+        """Mux the other streams' packets demuxed so far (they arrive in file order) that start
+        before `until` (seconds; None: all of them)."""
         if self.remux is None:
             return
         queue = self.remux.keep_packets()
         while queue:
-            packet = queue.popleft()
+            packet = queue[0]
+            if until is not None and (packet.pts if packet.pts is not None else packet.dts) * packet.time_base >= until:
+                return
+            queue.popleft()
             out = self._streams.get(packet.stream.index)
             if out is not None:
                 packet.stream = out
                 self.container.mux(packet)
 
     def finish(self) -> None:
-        """Flush the encoder, mux the remaining packets, close, and move into place."""
+        """Flush the encoder, mux the packets still due, close, and move into place."""
         try:
             self.container.mux(self.stream.encode(None))
-            self._mux_passthrough()
+            if self.remux is not None and self.remux.read_to_end:
+                self._mux_passthrough(None)
             self.container.close()
         except av.FFmpegError as err:
             self.abort()
             raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
-        os.replace(self._temp, self.path)
+        publish(self._temp, self.path)
 
     def abort(self) -> None:
         try:
@@ -202,7 +221,7 @@ class ImageSequenceSink(Sink):
 
     def finish(self) -> None:
         for target in self._written:
-            os.replace(partial_path(target), target)
+            publish(partial_path(target), target)
 
     def abort(self) -> None:
         for target in self._written:
@@ -210,7 +229,7 @@ class ImageSequenceSink(Sink):
 
 
 def write_image(path: Path, frame: Frame) -> None:
-    """Write atomically (temp + rename); RGB to BGR for OpenCV, alpha appended."""
+    """Write atomically (`atomic_write`); RGB to BGR for OpenCV, alpha appended."""
     image = to_rgb8(frame.image) if path.suffix.lower() in _NO_16BIT else frame.image
     bgr = image[:, :, ::-1]
     if frame.alpha is not None:
@@ -218,27 +237,18 @@ def write_image(path: Path, frame: Frame) -> None:
         if alpha.dtype != bgr.dtype:
             alpha = (alpha.astype(np.uint16) * 257) if bgr.dtype == np.uint16 else to_rgb8(alpha)
         bgr = np.dstack([bgr, alpha])
-    temp = partial_path(path)
-    try:
-        ok = cv2.imwrite(str(temp), np.ascontiguousarray(bgr))
-        reason = "" if ok else "cannot write image"
-    except cv2.error as err:
-        ok, reason = False, f"cannot write image ({err.msg.strip() if hasattr(err, 'msg') else err})"
-    if not ok:
-        temp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: {reason}")
-    os.replace(temp, path)
 
+    def write(temp: Path) -> None:
+        try:
+            ok = cv2.imwrite(str(temp), np.ascontiguousarray(bgr))
+        except cv2.error as err:
+            raise OutputError(
+                f"{path}: cannot write image ({err.msg.strip() if hasattr(err, 'msg') else err})"
+            ) from None
+        if not ok:
+            raise OutputError(f"{path}: cannot write image")
 
-def video_encoder(name: str) -> av.codec.Codec:
-    """FFmpeg's video encoder `name`, or a usage error naming what is wrong."""
-    try:
-        codec = av.codec.Codec(name, "w")
-    except (av.FFmpegError, ValueError):
-        raise UsageError(f"unknown encoder {name!r} (try libx264, libx265, libsvtav1)") from None
-    if codec.type != "video":
-        raise UsageError(f"{name!r} is not a video encoder")
-    return codec
+    atomic_write(path, write)
 
 
 def add_video_stream(
@@ -266,38 +276,17 @@ def encode_frame(stream: av.video.stream.VideoStream, frame: Frame, pix_fmt: str
     return stream.encode(video_frame)
 
 
-def choose_pix_fmt(codec: av.codec.Codec, info: SourceInfo) -> str:
-    """The encoder pixel format closest to the input's chroma and depth that `codec` supports."""
-    name = info.pix_fmt or ""
-    if "444" in name or "rgb" in name or "gbr" in name:
-        chroma = "444"
-    elif "422" in name or name.startswith("nv16"):
-        chroma = "422"
-    else:
-        chroma = "420"
-    if chroma != "444" and (info.width % 2 or (chroma == "420" and info.height % 2)):
-        chroma = "444"  # 4:2:x needs even sizes; 4:4:4 keeps odd sizes exactly
-    depth = "10le" if info.bit_depth > 8 else ""
-    supported = [f.name for f in codec.video_formats or ()]
-    for candidate in (f"yuv{chroma}p{depth}", f"yuv444p{depth}", f"yuv420p{depth}", f"yuv{chroma}p", "yuv420p"):
-        if not supported or candidate in supported:
-            return candidate
-    return supported[0]
-
-
-def _muxer_for(path: Path) -> str | None:
-    """FFmpeg muxer name for the output extension (the temp name keeps the same extension)."""
-    return {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".webm": "webm", ".m4v": "mp4"}.get(path.suffix.lower())
-
-
-def check_target(target: Path, overwrite: bool) -> None:
-    """A file may be written at `target`: its folder exists, and it does not (or may be replaced)."""
+def check_target(target: Path, overwrite: bool) -> list[Path]:
+    """A file may be written at `target`: it does not exist (or may be replaced). Missing folders
+    above it are created and returned, for `remove_empty` if the file never comes."""
     if target.is_dir():
         raise OutputError(f"{target}: is a directory")
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
-    if not target.parent.is_dir():
-        raise OutputError(f"{target}: folder {target.parent} does not exist")
+    try:
+        return create_parents(target)
+    except OSError as err:
+        raise OutputError(f"{target}: cannot create folder {target.parent} ({err.strerror})") from None
 
 
 def input_paths(*sources: Source) -> set[Path]:
@@ -305,8 +294,9 @@ def input_paths(*sources: Source) -> set[Path]:
     return {path.resolve() for source in sources for path in source.input_files}
 
 
-def check_output(output: str, source: Source, overwrite: bool) -> None:
-    """Refuse before any work: wrong kind for the input, existing file, missing or unwritable folder."""
+def check_output(output: str, source: Source, overwrite: bool, codec: str | None = None) -> list[Path]:
+    """Refuse before any work: wrong kind for the input, a format or `codec` the tool cannot
+    write, an existing file, an unwritable folder. Returns the folders created for OUTPUT."""
     kind = source.info.kind
     if isinstance(source, ImageSequenceSource):
         try:
@@ -325,18 +315,22 @@ def check_output(output: str, source: Source, overwrite: bool) -> None:
             raise UsageError(f"INPUT is an image: OUTPUT must be an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         if kind == "video" and (suffix in IMAGE_EXTENSIONS or not suffix):
             raise UsageError("INPUT is a video: OUTPUT must be a video file such as out.mp4 or out.mkv")
+        if kind == "video":
+            check_codec(codec, targets[0])
     inputs = input_paths(source)
     for target in targets:
         if target.resolve() in inputs:
             raise OutputError(f"{target}: OUTPUT would overwrite INPUT")
-        check_target(target, overwrite)
+    created = [folder for target in targets for folder in check_target(target, overwrite)]
     folder = targets[0].parent
     probe = partial_path(targets[0])
     try:  # a real write: permissions, read-only mounts and pseudo file systems all show here
         probe.touch()
         probe.unlink()
     except OSError as err:
+        remove_empty(created)
         raise OutputError(f"{targets[0]}: cannot write in {folder} ({err.strerror})") from None
+    return created
 
 
 def open_sink(output: str, source: Source, options: EncodeOptions) -> Sink:

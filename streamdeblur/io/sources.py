@@ -24,7 +24,9 @@ import numpy as np
 
 from streamdeblur.errors import InputError
 from streamdeblur.io.colour import RANGE_FULL, ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
+from streamdeblur.io.damage import Damage, DamageWatch
 from streamdeblur.io.frame import Frame
+from streamdeblur.io.orientation import display_matrix, exif_orientation, upright
 from streamdeblur.pipeline.stats import StageTimer
 
 if TYPE_CHECKING:
@@ -68,9 +70,14 @@ class SourceInfo:
 
 
 class Source:
-    """Base class: iterate `frames()`, read `info`, close when done (also as a context manager)."""
+    """Base class: iterate `frames()`, read `info`, close when done (also as a context manager).
+
+    `damage` is set once `frames()` has ended if the input turned out damaged (its frames that
+    decoded came all the same).
+    """
 
     info: SourceInfo
+    damage: Damage | None = None
 
     def frames(self) -> Iterator[Frame]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -100,7 +107,8 @@ class VideoFileSource(Source):
     calls `keep_packets()`; from then on their packets are put on `packets` in demux order as
     decoding goes, so the sink can mux them while the video is still being processed. Memory
     stays bounded because decoding runs only a few frames ahead of encoding; without such a
-    sink the packets are read (for the completeness check) but not kept.
+    sink the packets are read (for the damage check) but not kept. `read_to_end` tells the
+    sink whether the packets it got are all there are, or only those read before a stop.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -129,6 +137,7 @@ class VideoFileSource(Source):
             if s is not self.stream and s.type in ("audio", "subtitle", "data") and s.codec_context is not None
         ]
         self.packets: collections.deque[av.Packet] | None = None
+        self.read_to_end = False
         fps = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         count = self.stream.frames or None
         if count is None and self.stream.duration and self.stream.time_base:
@@ -166,34 +175,50 @@ class VideoFileSource(Source):
         return dict(self.container.metadata)
 
     def frames(self) -> Iterator[Frame]:
+        """Every frame that decodes, in display order. Damage does not stop decoding: a packet
+        the decoder rejects is skipped, a demuxer error ends the input there (the decoder's
+        buffered frames still come out), and `damage` says afterwards what was wrong."""
         info = self.info
         step = max(1, round(1 / (info.fps * info.time_base)))
-        index = packets = 0
+        index = 0
         last_pts: int | None = None
-        reached = 0.0  # how far into the file demuxing got, in seconds
-        wanted = [self.stream, *self.passthrough]
         by_index = self.container.format.name in NO_PTS_FORMATS
-        try:
-            for packet in self.container.demux(wanted):
-                if packet.pts is not None and packet.time_base:
-                    reached = max(reached, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-                if packet.stream is not self.stream:
-                    if self.packets is not None and packet.dts is not None:  # flush packets have no dts
-                        self.packets.append(packet)
-                    continue
-                packets += packet.size > 0
-                for decoded in packet.decode():
-                    pts = self._presentation_pts(decoded.pts, index, step, last_pts, by_index)
-                    last_pts = pts
-                    yield Frame(index, frame_to_rgb(decoded, info.colour, info.bit_depth), pts, info.time_base)
-                    index += 1
-        except av.FFmpegError as err:
-            raise InputError(
-                f"{self.path}: input is truncated or corrupt after frame {index} ({_reason(err)})"
-            ) from None
-        self._check_complete(packets, reached)
+        watch = DamageWatch(
+            start=(self.container.start_time or 0) / av.time_base,
+            duration=(self.container.duration or 0) / av.time_base,
+            slack=2 / float(info.fps) + 0.01,
+        )
+        for packet in self._video_packets(watch):
+            try:
+                decoded_frames = watch.frames(self.stream.decode(packet))
+            except av.FFmpegError:
+                watch.rejected_packets += 1
+                continue
+            for decoded in decoded_frames:
+                pts = self._presentation_pts(decoded.pts, index, step, last_pts, by_index)
+                last_pts = pts
+                image = frame_to_rgb(decoded, info.colour, info.bit_depth)
+                yield Frame(index, image, pts, info.time_base, display_matrix=display_matrix(decoded))
+                index += 1
+        self.read_to_end = True
+        self.damage = watch.verdict(index, info.frame_count)
         if index == 0:
-            raise InputError(f"{self.path}: the video stream has no decodable frames")
+            reason = f" ({'; '.join(self.damage.problems)})" if self.damage else ""
+            raise InputError(f"{self.path}: the video stream has no decodable frames{reason}")
+
+    def _video_packets(self, watch: DamageWatch) -> Iterator[av.Packet | None]:
+        """The video packets in file order (the other streams' go to `packets` for the sink),
+        then the end of stream (PyAV's empty packets; None after a demuxer error)."""
+        try:
+            for packet in self.container.demux([self.stream, *self.passthrough]):
+                watch.packet(packet)
+                if packet.stream is self.stream:
+                    yield packet
+                elif self.packets is not None and packet.dts is not None:  # flush packets have no dts
+                    self.packets.append(packet)
+        except av.FFmpegError as err:
+            watch.read_error = _reason(err)
+            yield None
 
     @staticmethod
     def _presentation_pts(pts: int | None, index: int, step: int, last: int | None, by_index: bool) -> int:
@@ -208,22 +233,6 @@ class VideoFileSource(Source):
         if pts is None or by_index:
             pts = index * step
         return pts if last is None or pts > last else last + 1
-
-    def _check_complete(self, packets: int, reached: float) -> None:
-        """A cut file decodes without errors up to the cut, so compare with what the header
-        promised: the frame count (MP4/MOV) or the duration (Matroska and others)."""
-        declared = self.stream.frames
-        if declared and packets < declared:
-            raise InputError(
-                f"{self.path}: input is truncated: the file ends after {packets} of {declared} video frames"
-            )
-        duration = (self.container.duration or 0) / av.time_base
-        start = (self.container.start_time or 0) / av.time_base
-        slack = 2 / float(self.info.fps) + 0.01
-        if not declared and duration and reached < start + duration - slack:
-            raise InputError(
-                f"{self.path}: input is truncated: the file ends at {reached - start:.2f} s of {duration:.2f} s"
-            )
 
     def close(self) -> None:
         self.container.close()
@@ -331,11 +340,15 @@ def expand_sequence(pattern: str) -> tuple[list[Path], list[int]]:
 
 
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """RGB (uint8 or uint16) and the alpha channel if the image has one."""
+    """RGB (uint8 or uint16) and the alpha channel if the image has one, turned upright as its
+    EXIF orientation says (`io/orientation.py`: why outputs carry no orientation tag)."""
     _check_readable(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw, kinds, blocks = cv2.imreadWithMetadata(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise InputError(f"{path}: not a readable image")
+    for kind, block in zip(kinds, blocks, strict=True):
+        if kind == cv2.IMAGE_METADATA_EXIF:
+            raw = upright(raw, exif_orientation(block.tobytes()))
     if raw.dtype not in (np.uint8, np.uint16):
         raise InputError(f"{path}: {raw.dtype} images are not supported (8- or 16-bit only)")
     if raw.ndim == 2:

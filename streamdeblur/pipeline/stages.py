@@ -24,7 +24,7 @@ from streamdeblur.pipeline import tiling
 ANALYSIS_WIDTH = 480  # blur scores are measured at this width, so thresholds do not depend on resolution
 AUTO_RELATIVE = 0.5  # auto: a frame is blurry below half the shot's typical (90th percentile) score
 AUTO_WINDOW = 3000  # frames of the current shot that the auto reference looks back on
-HYSTERESIS = 0.15  # switch on below t*(1-h), off above t*(1+h): no flicker near the threshold
+HYSTERESIS = 0.15  # auto: switch on below t*(1-h), off above t*(1+h): no flicker near the threshold
 SCENE_CUT_DISTANCE = 0.5  # half-L1 distance between luma histograms that counts as a cut
 
 
@@ -51,10 +51,11 @@ def luma_histogram(gray: np.ndarray) -> np.ndarray:
 class BlurGate:
     """Decides which frames go through the model (blurry) and which pass through (sharp).
 
-    With a fixed threshold, frames scoring below it are blurry. With `threshold=None` (auto)
-    the threshold is `AUTO_RELATIVE` times the 90th-percentile score of the current shot, so
-    it adapts to the clip's content (absolute scores differ 100x between scenes). Hysteresis
-    keeps the decision from flickering between processed and raw near the threshold.
+    With a fixed threshold, frames scoring below it are blurry: exactly those, as the user
+    asked. With `threshold=None` (auto) the threshold is `AUTO_RELATIVE` times the
+    90th-percentile score of the current shot, so it adapts to the clip's content (absolute
+    scores differ 100x between scenes), and hysteresis keeps the decision from flickering
+    between processed and raw near a threshold nobody chose.
     """
 
     def __init__(self, threshold: float | None) -> None:
@@ -67,14 +68,11 @@ class BlurGate:
         self._history.clear()
         self._processing = None
 
-    def current_threshold(self) -> float:
-        if self.threshold is not None:
-            return self.threshold
-        return AUTO_RELATIVE * float(np.percentile(self._history, 90)) if self._history else 0.0
-
     def __call__(self, score: float) -> bool:
+        if self.threshold is not None:
+            return score < self.threshold
         self._history.append(score)
-        t = self.current_threshold()
+        t = AUTO_RELATIVE * float(np.percentile(self._history, 90))
         if self._processing is None:
             self._processing = score < t
         elif self._processing:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from streamdeblur.errors import OutputError
+from streamdeblur.io.damage import Damage
 from streamdeblur.io.files import atomic_write_text
 from streamdeblur.io.frame import Frame
 
@@ -47,7 +48,8 @@ class StageTimer:
 
 @dataclass
 class RunStats:
-    """What happened during a run: counts, stage timings and one record per written frame."""
+    """What happened during a run: counts, stage timings, one record per written frame, and
+    what was wrong with the input if it was damaged."""
 
     frames_total: int | None = None
     frames_in: int = 0
@@ -57,6 +59,7 @@ class RunStats:
     stages: dict[str, StageTimer] = field(default_factory=lambda: {s: StageTimer() for s in STAGES})
     frames: list[dict[str, Any]] = field(default_factory=list)
     record_frames: bool = True  # live runs without a report keep no per-frame records: memory stays flat
+    damage: Damage | None = None
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
     _recent: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=60))
@@ -105,6 +108,7 @@ class RunStats:
             "frames_skipped": self.frames_skipped,
             "frames_dropped": self.frames_dropped,
             "fps": round(self.fps, 3),
+            "input_damaged": self.damage.report() if self.damage else None,
         }
         data.update(run)
         data["stages"] = {
