@@ -19,6 +19,7 @@ import torch
 
 from streamdeblur.hardware import tune_allocator
 from streamdeblur.models import create_model
+from streamdeblur.weights import load_model
 
 
 def cpu_name() -> str:
@@ -48,7 +49,7 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     tuned = False if args.glibc_default else tune_allocator()
-    reference = create_model("rt-focuser", weights=args.weights).eval()
+    reference = load_model("rt-focuser", args.weights).eval()
     ours = reference.for_inference()
     modules = {"reference (official structure, eval)": reference, "ours (for_inference)": ours}
     x = torch.rand(1, 3, args.size, args.size)

@@ -18,6 +18,7 @@ from streamdeblur import hardware
 from streamdeblur.errors import UsageError
 from streamdeblur.hardware import DTYPES
 from streamdeblur.models import create_model, get_spec
+from streamdeblur.weights import find_default_weights
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -45,7 +46,7 @@ def run_bench(
         torch.set_num_threads(threads)
     dev = hardware.resolve_device(device)
     prec = hardware.resolve_precision(precision, dev)
-    choice = hardware.choose_model(model, dev, size, prec)
+    choice = hardware.choose_model(model, dev, size, prec, has_weights=lambda spec: find_default_weights(spec) is not None)
     spec = get_spec(choice.name)
     net = create_model(spec.name).for_inference().to(dev, DTYPES[prec])
     w, h = size

@@ -21,7 +21,7 @@ from rich.table import Table
 from streamdeblur import __version__
 from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError, first_line
 from streamdeblur.hardware import PRECISIONS, tune_allocator
-from streamdeblur.io.sinks import DEFAULT_CODEC, DEFAULT_CRF, EncodeOptions
+from streamdeblur.io.sinks import DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.option_groups import apply_options
 from streamdeblur.pipeline.runner import RunConfig, run_file
@@ -73,8 +73,8 @@ def engine_options(fn: Callable) -> Callable:
             "--weights",
             default=None,
             metavar="PATH",
-            help="Weights: our .safetensors, the UHDVD release directory, or an RT-Focuser .pth "
-            "(default: weights/<model>.safetensors).",
+            help="Weights: our .safetensors or an official checkpoint the model reads "
+            "(see `streamdeblur models`; default: weights/<model>.safetensors).",
         ),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option(
@@ -90,7 +90,8 @@ def engine_options(fn: Callable) -> Callable:
             default="auto",
             show_default=True,
             callback=parse_threshold,
-            help="With --selective: frames whose blur score is below this are processed; auto adapts to the clip.",
+            help="With --selective: frames whose blur score is below this number are processed; "
+            "auto adapts to the clip (with hysteresis, so the choice does not flicker).",
         ),
         click.option(
             "--denoise",
@@ -120,7 +121,11 @@ def output_options(fn: Callable) -> Callable:
             show_default=True,
             help="Encoder quality (lower is better).",
         ),
-        click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Video encoder (FFmpeg name)."),
+        click.option(
+            "--codec",
+            default=None,
+            help="Video encoder (FFmpeg name); default: by container, libx264 (H.264), for .webm VP9 (AV1 for 10-bit).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary, only errors."),
         click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
     ]
@@ -401,7 +406,7 @@ def eval_command(**options: Any) -> int:
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def import_weights_command(src: str, model: str, output: str, half: bool, overwrite: bool, debug: bool) -> int:
-    """Convert an official checkpoint (UHDVD release directory, RT-Focuser .pth) to our format."""
+    """Convert an official checkpoint (a format the model reads, see `streamdeblur models`) to our format."""
     from streamdeblur.importer import import_weights
 
     entry = import_weights(src, model, output, half, overwrite)
@@ -419,7 +424,7 @@ def import_weights_command(src: str, model: str, output: str, half: bool, overwr
 @click.option("--frame", type=click.IntRange(0), default=None, help="For an image of videos: which frame.")
 @click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
 @click.option("--crf", type=click.IntRange(0, 63), default=DEFAULT_CRF, show_default=True)
-@click.option("--codec", default=DEFAULT_CODEC, show_default=True)
+@click.option("--codec", default=None, help="Video encoder; default: by container (see the main command).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def compare_command(input: str, output_: str, dest: str, edges: bool, frame: int | None, **o: Any) -> int:
     """Side by side: INPUT | OUTPUT (| edges), each with its blur score."""

@@ -35,7 +35,7 @@ def clock(seconds: float) -> str:
 
 
 def describe_engine(engine: Engine) -> str:
-    """`rt-focuser on cpu (...) fp32 (auto: no CUDA GPU, ...)`: the model and why it was chosen."""
+    """`MODEL on cpu (...) fp32 (auto: ...)`: the model and why it was chosen."""
     why = engine.fallback or (engine.reason if engine.reason != "requested" else "")
     return engine.description + (f" [dim]({why})[/]" if why else "")
 
@@ -106,6 +106,8 @@ class RunDisplay:
         self.stop(stats)
         if self.quiet:
             return
+        if stats.damage:
+            self.console.print(Text.assemble(("warning ", "yellow"), stats.damage.message), soft_wrap=True)
         state = "[yellow]interrupted[/]" if interrupted else "[green]done[/]"
         self.console.print(
             f"{state}  {stats.frames_out} frames in {stats.elapsed:.1f} s ({stats.fps:.1f} fps), "

@@ -1,9 +1,11 @@
 """Device, precision and automatic model choice.
 
-`--model auto` picks the best model the hardware can run: UHDVD on a CUDA GPU with tensor
-cores and room for its activations at the frame size, RT-Focuser otherwise (CPU, old or
-small GPUs). The decision and its reason are shown on the status line and, when it is a
-fallback, recorded in the run report.
+`--model auto` picks, among the models whose weights are installed, the one of highest
+`auto_rank` the hardware can run at the frame size: on a GPU, one it has the compute
+capability and memory for; on a CPU, one whose cost per frame stays within
+`CPU_MACS_PER_FRAME` (else the cheapest). It never picks a model without weights. The
+decision and its reason are shown on the status line and, where better-ranked models were
+passed over, recorded in the run report as `fallback`.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ from __future__ import annotations
 import ctypes
 import platform
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from streamdeblur.errors import UsageError
-from streamdeblur.models import get_spec
+from streamdeblur.errors import UsageError, WeightsError
+from streamdeblur.models import ModelSpec, get_spec, list_models
 from streamdeblur.pipeline import tiling
 
-PREFERRED = "uhdvd"  # the best model, when the hardware can run it
-LIGHT = "rt-focuser"  # the fallback for CPUs and small GPUs
-MIN_COMPUTE = (7, 0)  # tensor cores (fp16) from Volta on; older GPUs are too slow for UHDVD
+# About 1 s per frame on 2 cores in fp32 (docs/benchmarks.md): a costlier model is not
+# chosen on a CPU while a cheaper one with weights is installed.
+CPU_MACS_PER_FRAME = 20e9
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -58,34 +61,82 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UsageError(f"--precision bf16: {describe_device(device)} does not support bf16")
+    if device.type == "cpu" and precision != "fp32" and not cpu_has(CPU_NATIVE[precision]):
+        # measured: one 128x72 frame took 13.7 s in fp16 against 0.14 s in fp32 (issue #13)
+        raise UsageError(
+            f"--precision {precision}: this CPU has no native {precision} arithmetic, so torch emulates it "
+            "about 100x slower than fp32; use --precision fp32 (the CPU default)"
+        )
     return precision
 
 
-def choose_model(requested: str, device: torch.device, frame_size: tuple[int, int], precision: str) -> ModelChoice:
-    """The model to run: the requested one, or for `auto` the best one this device can run
-    (whole frames of `frame_size` (W, H) at `precision`, without tiling)."""
+# /proc/cpuinfo flags of the instructions that make a precision fast on a CPU
+CPU_NATIVE = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}
+
+
+def cpu_has(flags: tuple[str, ...]) -> bool:
+    """Whether the CPU reports any of `flags` (Linux /proc/cpuinfo; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            reported = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in reported for flag in flags)
+
+
+def choose_model(
+    requested: str,
+    device: torch.device,
+    frame_size: tuple[int, int],
+    precision: str,
+    has_weights: Callable[[ModelSpec], bool],
+) -> ModelChoice:
+    """The model to run: the requested one, or for `auto` the best-ranked model with weights
+    that this device can run on whole frames of `frame_size` (W, H) at `precision`."""
     if requested != "auto":
         get_spec(requested)
         return ModelChoice(requested, "requested")
-    if device.type != "cuda":
-        return ModelChoice(LIGHT, "auto", f"auto: no CUDA GPU, {LIGHT} is the CPU model")
-    props = torch.cuda.get_device_properties(device)
-    if (props.major, props.minor) < MIN_COMPUTE:
-        return ModelChoice(
-            LIGHT,
-            "auto",
-            f"auto: {props.name} (compute {props.major}.{props.minor}) has no tensor cores for {PREFERRED}",
-        )
+    ranked = sorted((s for s in list_models() if s.auto_rank), key=lambda s: -s.auto_rank)
+    installed = [s for s in ranked if has_weights(s)]
+    if not installed:
+        names = ", ".join(s.name for s in ranked)
+        raise WeightsError(f"--model auto: no model has weights installed ({names}); pass --model NAME --weights PATH")
+    passed_over = [f"{s.name} has no weights" for s in ranked[: ranked.index(installed[0])]]
+    for spec in installed:
+        why_not = unsuitable(spec, device, frame_size, precision)
+        if why_not is None:
+            fallback = f"auto: {'; '.join(passed_over)}" if passed_over else None
+            return ModelChoice(spec.name, f"auto: the best model with weights for {describe_device(device)}", fallback)
+        passed_over.append(why_not)
+    cheapest = min(installed, key=lambda s: s.macs_per_pixel)
+    return ModelChoice(cheapest.name, "auto: the lightest model with weights", f"auto: {'; '.join(passed_over)}")
+
+
+def unsuitable(spec: ModelSpec, device: torch.device, frame_size: tuple[int, int], precision: str) -> str | None:
+    """Why `device` should not run `spec` on frames of `frame_size` (W, H), or None."""
     w, h = frame_size
-    need, budget = tiling.frame_bytes(get_spec(PREFERRED), (h, w), DTYPES[precision]), tiling.memory_budget(device)
+    if device.type != "cuda":
+        macs = spec.macs_per_pixel * w * h
+        if macs > CPU_MACS_PER_FRAME:
+            return f"{spec.name} needs {macs / 1e9:.0f} GMAC per {w}x{h} frame, too slow on a CPU"
+        return None
+    props = torch.cuda.get_device_properties(device)
+    if spec.min_compute and (props.major, props.minor) < spec.min_compute:
+        return f"{props.name} (compute {props.major}.{props.minor}) is too old for {spec.name}"
+    need, budget = tiling.frame_bytes(spec, (h, w), DTYPES[precision]), tiling.memory_budget(device)
     if need > budget:
-        return ModelChoice(
-            LIGHT,
-            "auto",
-            f"auto: {PREFERRED} needs ~{need / 2**30:.1f} GiB at {w}x{h} in {precision}, "
-            f"{props.name} can spare {budget / 2**30:.1f} GiB",
+        return (
+            f"{spec.name} needs ~{need / 2**30:.1f} GiB at {w}x{h} in {precision}, "
+            f"{props.name} can spare {budget / 2**30:.1f} GiB"
         )
-    return ModelChoice(PREFERRED, f"auto: {props.name} runs {PREFERRED}")
+    return None
+
+
+def lighter_model(spec: ModelSpec, has_weights: Callable[[ModelSpec], bool]) -> ModelSpec | None:
+    """The best-ranked model with weights that costs less per pixel than `spec` (live mode's
+    fallback when `spec` cannot keep up with the source), or None."""
+    lighter = [s for s in list_models() if s.auto_rank and s.macs_per_pixel < spec.macs_per_pixel and has_weights(s)]
+    return max(lighter, key=lambda s: s.auto_rank, default=None)
 
 
 def describe_device(device: torch.device) -> str:

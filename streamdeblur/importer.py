@@ -13,15 +13,8 @@ from typing import Any
 
 from streamdeblur.errors import OutputError
 from streamdeblur.io.sinks import check_target
-from streamdeblur.models import create_model, get_spec
-from streamdeblur.weights import UHDVD_RELEASE_FILES, save_weights, sha256, update_manifest
-
-
-def source_format(src: Path) -> tuple[str, list[Path]]:
-    """The source's format name and the files it consists of."""
-    if src.is_dir():
-        return "uhdvd-release-dir", [src / name for name in UHDVD_RELEASE_FILES]
-    return ("safetensors" if src.suffix == ".safetensors" else "state_dict-pickle"), [src]
+from streamdeblur.models import get_spec
+from streamdeblur.weights import checkpoint_format, load_model, save_weights, sha256, update_manifest
 
 
 def import_weights(src: str | Path, model: str, output: str | Path, half: bool, overwrite: bool) -> dict[str, Any]:
@@ -31,14 +24,15 @@ def import_weights(src: str | Path, model: str, output: str | Path, half: bool, 
     if output.suffix != ".safetensors":
         raise OutputError(f"{output}: the converted weights must be a .safetensors file")
     check_target(output, overwrite)
-    net = create_model(spec.name, weights=src)  # strict: a checkpoint for another model is refused
-    fmt, files = source_format(src)
+    net = load_model(spec.name, src)  # strict: a checkpoint for another model is refused
+    fmt = checkpoint_format(src, spec)
+    fmt_name, files = ("safetensors", [src]) if fmt is None else (fmt.name, fmt.files(src))
     save_weights(net.state_dict(), output, spec, metadata={"origin": "imported", "source": src.name}, half=half)
     entry = {
         "model": spec.name,
         "origin": "imported",
         "precision": "fp16" if half else "fp32",
-        "source": {"path": str(src), "format": fmt, "files": {f.name: sha256(f) for f in files}},
+        "source": {"path": str(src), "format": fmt_name, "files": {f.name: sha256(f) for f in files}},
         "paper": spec.paper,
     }
     update_manifest(output.parent, output.name, entry)

@@ -21,13 +21,12 @@ from typing import Any, Callable
 import numpy as np
 
 from streamdeblur import hardware
-from streamdeblur.errors import WeightsError
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.outputs import PreviewWindow, check_display, check_outputs, open_outputs, output_kind
 from streamdeblur.io.sinks import Sink
 from streamdeblur.io.sources import SourceInfo, open_source
 from streamdeblur.io.streams import LiveSource, StreamOptions
-from streamdeblur.pipeline.runner import Engine, Pipeline, RunConfig, load_engine
+from streamdeblur.pipeline.runner import Engine, Pipeline, RunConfig, has_weights, load_engine
 from streamdeblur.pipeline.stages import FrameProcessor
 from streamdeblur.pipeline.stats import RunStats
 
@@ -104,15 +103,15 @@ def model_ms(engine: Engine, info: SourceInfo) -> float:
 def keep_up(engine: Engine, config: RunConfig, info: SourceInfo) -> Engine:
     """With `--model auto`, trade the preferred model for the light one when it cannot keep up
     with the source's frame rate (it would only drop frames); the reason goes to `fallback`."""
-    if config.model != "auto" or engine.runner.spec.name == hardware.LIGHT:
+    if config.model != "auto" or config.weights is not None:
         return engine
+    lighter = hardware.lighter_model(engine.runner.spec, has_weights(config))
+    if lighter is None:
+        return engine  # no lighter model has weights: this one, dropping frames, is all there is
     ms, budget = model_ms(engine, info), 1000 / float(info.fps)
     if ms <= budget:
         return engine
-    try:
-        light = load_engine(dataclasses.replace(config, model=hardware.LIGHT, weights=None), info.size)
-    except WeightsError:
-        return engine  # no weights for the light model: the preferred one, dropping frames, is all there is
+    light = load_engine(dataclasses.replace(config, model=lighter.name), info.size)
     light.fallback = (
         f"auto: {engine.runner.spec.name} takes {ms:.0f} ms per {info.width}x{info.height} frame, "
         f"the source sends one every {budget:.0f} ms"
@@ -143,7 +142,7 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
     source = open_source(uri, options.stream)
     preview = PreviewWindow() if options.preview else None
     try:
-        check_outputs(options.outputs, source, config.overwrite)
+        check_outputs(options.outputs, source, config.overwrite, config.encode.codec)
         engine = keep_up(load_engine(config, source.info.size), config, source.info)
         stats = RunStats(record_frames=config.record_frames)
         processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
@@ -176,8 +175,7 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
         source.close()
         if preview:
             preview.close()
-    # Frames the reader dropped never reached the pipeline's counters; frames still waiting in
-    # the input queue when the run stopped were not written either.
+    # Frames the reader dropped never reached the pipeline's counters (its own drops it counted).
     stats.frames_in += source.dropped
-    stats.frames_dropped += source.dropped + len(pipeline.q_in)
+    stats.frames_dropped += source.dropped
     return LiveResult(stats, engine, source, probe, interrupted, source.failure or (failure[0] if failure else None))

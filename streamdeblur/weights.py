@@ -1,13 +1,10 @@
-"""Weights: finding, loading (ours and official formats), saving, and the manifest.
+"""Weights: finding, loading (ours and the official formats a model's spec lists), saving,
+and the manifest.
 
-Formats read, detected from the path:
-- our `.safetensors`, whose metadata records the model it belongs to;
-- the UHDVD release directory of eight `{encoder,decoder}_lv{1..4}.pkl` (legacy pickles of
-  plain state_dicts; each file's keys get its stem as prefix, e.g. `encoder_lv1.`);
-- a `.pth` / `.pt` / `.pkl` / `.ckpt` state_dict, possibly wrapped in {"model": ...} or
-  {"state_dict": ...} and prefixed `module.` / `model.` (DataParallel, wrappers).
-Pickles are only ever read with `weights_only=True`: a file that needs arbitrary objects to
-unpickle is refused, never executed. Every failure is a `WeightsError` with one line.
+Our `.safetensors` records in its metadata the model it belongs to. Any other path is read
+by the first of the spec's `formats` that recognises it (models/formats.py), else as a
+pickled state_dict (.pth/.pt/.pkl/.ckpt, possibly wrapped and prefixed). Every failure is
+a `WeightsError` with one line.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import sys
 from pathlib import Path
 
@@ -24,22 +20,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from streamdeblur.errors import WeightsError, first_line
-from streamdeblur.io.files import atomic_write_text, partial_path
-from streamdeblur.models.registry import ModelSpec, list_models
+from streamdeblur.io.files import atomic_write, atomic_write_text
+from streamdeblur.models.formats import PICKLE_SUFFIXES, PICKLED_STATE_DICT, CheckpointFormat, StateDict
+from streamdeblur.models.registry import DeblurModel, ModelSpec, get_spec, list_models
 
 WEIGHTS_ENV = "STREAMDEBLUR_WEIGHTS"
 MANIFEST = "manifest.json"
-PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".ckpt")
-UHDVD_RELEASE_FILES = tuple(f"{part}_lv{k}.pkl" for part in ("encoder", "decoder") for k in range(1, 5))
-WRAPPER_KEYS = ("model", "state_dict")
-WRAPPER_PREFIXES = ("module.", "model.")
 
-FORMAT_HELP = {
-    "uhdvd-release-dir": "the UHDVD release directory of eight {encoder,decoder}_lv{1..4}.pkl",
-    "rt-focuser-pth": "an RT-Focuser .pth",
-}
-
-StateDict = dict[str, torch.Tensor]
 
 
 def search_dirs() -> list[Path]:
@@ -60,7 +47,7 @@ def resolve_weights(spec: ModelSpec, weights: str | Path) -> Path:
         found = find_default_weights(spec)
         if found:
             return found
-        kinds = ", or ".join(["a streamdeblur .safetensors", *(FORMAT_HELP.get(f, f) for f in spec.official_formats)])
+        kinds = ", or ".join(["a streamdeblur .safetensors", *(f.help for f in spec.formats)])
         looked = ", ".join(str(d) for d in search_dirs())
         raise WeightsError(
             f"no default weights for {spec.name} yet (looked for {spec.weights_file} in {looked}); "
@@ -72,22 +59,36 @@ def resolve_weights(spec: ModelSpec, weights: str | Path) -> Path:
     return path
 
 
+def load_model(name: str, weights: str | Path) -> DeblurModel:
+    """Model `name` with `weights` ("default" or a path) loaded strictly: a checkpoint for
+    another model is a clear error."""
+    spec = get_spec(name)
+    model = spec.builder()
+    path = resolve_weights(spec, weights)
+    load_strict(model, load_state_dict(path, spec), spec, path)
+    return model
+
+
+def checkpoint_format(path: Path, spec: ModelSpec) -> CheckpointFormat | None:
+    """The format `path` is read with for `spec` (None: our .safetensors).
+
+    Another model's format is read too, so that `load_strict` can say whose weights they are.
+    """
+    if path.suffix == ".safetensors":
+        return None
+    others = [f for other in list_models() if other is not spec for f in other.formats]
+    for fmt in (*spec.formats, PICKLED_STATE_DICT, *others):
+        if fmt.matches(path):
+            return fmt
+    readable = ", ".join([".safetensors", *PICKLE_SUFFIXES, *(f.help for f in spec.formats)])
+    raise WeightsError(f"weights {path}: not a format {spec.name} weights come in ({readable})")
+
+
 def load_state_dict(path: str | Path, spec: ModelSpec) -> StateDict:
     """Read the tensors in `path` (any supported format) as a float32 state_dict for `spec`."""
     path = Path(path)
-    if path.is_dir():
-        state = _load_release_dir(path)
-    elif path.suffix == ".safetensors":
-        state = _load_safetensors(path, spec)
-    elif path.suffix in PICKLE_SUFFIXES:
-        if path.name in UHDVD_RELEASE_FILES:
-            raise WeightsError(f"{path} is one file of the UHDVD release; pass its directory {path.parent}")
-        state = _unwrap(_load_pickle(path), path)
-    else:
-        raise WeightsError(
-            f"weights {path}: unknown format (expected .safetensors, "
-            f"{'/'.join(PICKLE_SUFFIXES)} or the UHDVD release directory)"
-        )
+    fmt = checkpoint_format(path, spec)
+    state = _load_safetensors(path, spec) if fmt is None else fmt.load(path)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
@@ -100,53 +101,6 @@ def _load_safetensors(path: Path, spec: ModelSpec) -> StateDict:
             return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  (not a dict)
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(f"weights {path} are unreadable: {first_line(err)}") from None
-
-
-def _load_pickle(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  (torch raises many kinds for bad or unsafe pickles)
-        if "GLOBAL" in str(err):  # the restricted unpickler met a class or function
-            raise WeightsError(
-                f"refusing {path}: it holds objects other than tensors (only plain "
-                "state_dicts are loaded, with weights_only=True)"
-            ) from None
-        damaged = isinstance(err, pickle.UnpicklingError)
-        reason = "not a PyTorch checkpoint, or damaged" if damaged else first_line(err)
-        raise WeightsError(f"weights {path} are unreadable: {reason}") from None
-
-
-def _load_release_dir(path: Path) -> StateDict:
-    missing = [name for name in UHDVD_RELEASE_FILES if not (path / name).is_file()]
-    if len(missing) == len(UHDVD_RELEASE_FILES):
-        raise WeightsError(
-            f"{path} is a directory but not a UHDVD release (no {{encoder,decoder}}_lv{{1..4}}.pkl in it)"
-        )
-    if missing:
-        raise WeightsError(f"{path} is not a complete UHDVD release directory: missing {', '.join(missing)}")
-    state: StateDict = {}
-    for name in UHDVD_RELEASE_FILES:
-        prefix = name.removesuffix(".pkl") + "."
-        part = _unwrap(_load_pickle(path / name), path / name)
-        state.update({prefix + key: value for key, value in part.items()})
-    return state
-
-
-def _unwrap(obj: object, path: Path) -> StateDict:
-    """The state_dict inside a checkpoint: unwrap {"model"|"state_dict": sd}, strip prefixes."""
-    if isinstance(obj, dict):
-        for key in WRAPPER_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"weights {path} do not hold a state_dict (a mapping of names to tensors)")
-    state = {}
-    for key, value in obj.items():
-        while key.startswith(WRAPPER_PREFIXES):
-            key = key.split(".", 1)[1]
-        state[key] = value
-    return state
 
 
 def load_strict(model: torch.nn.Module, state: StateDict, spec: ModelSpec, path: str | Path) -> None:
@@ -189,9 +143,9 @@ def save_weights(
         tensors[key] = (value.half() if half and value.is_floating_point() else value).contiguous().clone()
     meta = {**(metadata or {}), "format": "streamdeblur", "model": spec.name}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = partial_path(path)  # an existing weights file is replaced only by a complete one
-    save_file(tensors, str(temp), metadata=meta)
-    temp.replace(path)
+    # an existing weights file is replaced only by a complete one, with the umask's mode
+    # (safetensors itself creates files 0600)
+    atomic_write(path, lambda temp: save_file(tensors, str(temp), metadata=meta))
     return path
 
 

@@ -17,7 +17,7 @@ from streamdeblur.models import create_model, get_spec
 from streamdeblur.pipeline.stages import ModelRunner, blur_score, luma
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate, prepare
-from streamdeblur.weights import save_weights
+from streamdeblur.weights import load_model, save_weights
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 
@@ -55,7 +55,7 @@ def read(path: Path) -> np.ndarray:
 
 def direct(model_name: str, weights: Path, paired: Path) -> dict[str, list[float]]:
     """The figures computed by hand: the plain model (not the inference form), scikit-image."""
-    model = create_model(model_name, weights=weights).eval()
+    model = load_model(model_name, weights).eval()
     clips = [sorted((paired / "sharp" / "clip").iterdir()), [paired / "sharp" / "single.png"]]
     rows: dict[str, list[float]] = {}
     for clip in clips:
@@ -136,7 +136,7 @@ def test_prepared_frames_give_the_same_figures(paired: Path, weights: dict, tmp_
         write_png(tmp_path / f"p{i}.png", cv2.resize(texture(50, 40, seed=i), (100, 80)))
     spec = get_spec("rt-focuser")
     runner = ModelRunner(
-        create_model(spec.name, weights=weights[spec.name]).for_inference(), spec, torch.device("cpu"), "fp32"
+        load_model(spec.name, weights[spec.name]).for_inference(), spec, torch.device("cpu"), "fp32"
     )
     datasets = [open_dataset(str(paired), "all"), open_dataset(f"sharp:{tmp_path}", "all")]
     options = EvalOptions(crop=24, frames=2)

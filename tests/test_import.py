@@ -16,6 +16,7 @@ from test_weights import assert_same_weights, fake_uhdvd_release
 
 from streamdeblur import weights
 from streamdeblur.models import create_model
+from streamdeblur.weights import load_model
 
 
 def test_uhdvd_release_dir_round_trip(tmp_path: Path) -> None:
@@ -23,7 +24,7 @@ def test_uhdvd_release_dir_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "uhdvd.safetensors"
     code, err = run_cli("import-weights", tmp_path / "4KRD", "--model", "uhdvd", "-o", out)
     assert code == 0 and "imported uhdvd-release-dir" in err, err
-    assert_same_weights(create_model("uhdvd", weights=out), original)
+    assert_same_weights(load_model("uhdvd", out), original)
     entry = weights.read_manifest(tmp_path)["uhdvd.safetensors"]
     assert entry["origin"] == "imported" and entry["precision"] == "fp32" and entry["sha256"] == weights.sha256(out)
     assert entry["source"]["format"] == "uhdvd-release-dir" and len(entry["source"]["files"]) == 8
@@ -36,8 +37,8 @@ def test_official_uhdvd_checkpoints_convert_exactly(tmp_path: Path) -> None:
     out = tmp_path / "uhdvd.safetensors"
     code, err = run_cli("import-weights", release, "--model", "uhdvd", "-o", out)
     assert code == 0, err
-    converted = create_model("uhdvd", weights=out).eval()
-    assert_same_weights(converted, create_model("uhdvd", weights=release))
+    converted = load_model("uhdvd", out).eval()
+    assert_same_weights(converted, load_model("uhdvd", release))
     expected = torch.from_numpy(np.load(folder / "b_expected.npy"))[0] + 0.5  # first frame of a clip
     with torch.inference_mode():
         assert psnr(converted(read_rgb(folder / "frames" / "b_0.png"))[0], expected) >= PARITY_DB
@@ -56,7 +57,7 @@ def test_rt_focuser_pth_reproduces_the_official_output(tmp_path: Path, half: boo
         assert f.metadata()["origin"] == "imported"
         assert f.get_tensor("Conv_1x1.weight").dtype == (torch.float16 if half else torch.float32)
     with torch.inference_mode():
-        score = psnr(create_model("rt-focuser", weights=out).for_inference()(io["input"]), io["output"])
+        score = psnr(load_model("rt-focuser", out).for_inference()(io["input"]), io["output"])
     assert score >= (45 if half else PARITY_DB), score
     assert weights.read_manifest(tmp_path)[out.name]["precision"] == ("fp16" if half else "fp32")
 

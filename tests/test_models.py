@@ -18,9 +18,10 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from streamdeblur.models import create_model, get_spec
+from streamdeblur.models import create_model, get_spec, model_names
 from streamdeblur.models.rt_focuser import RTFocuser
 from streamdeblur.models.uhdvd import GRIDS, UHDVD, pil_resize, regrid, split, stitch
+from streamdeblur.weights import load_model
 
 # The contract asks for >= 45 dB; both ports are exact up to float rounding (about 135 dB for
 # UHDVD, 157 dB for RT-Focuser on CPU), so anything far below that is a regression.
@@ -52,7 +53,7 @@ def randomize_batchnorms(model: nn.Module) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def uhdvd_official() -> UHDVD:
-    return create_model("uhdvd", weights=shared_path("fixtures", "uhdvd_official", "checkpoints", "4KRD")).eval()
+    return load_model("uhdvd", shared_path("fixtures", "uhdvd_official", "checkpoints", "4KRD")).eval()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def test_rt_focuser_matches_official(rt_fixture, tmp_path: Path) -> None:
     model = RTFocuser().eval()
     model.load_state_dict(state, strict=True)
     torch.save(state, tmp_path / "GoPro_RT_Focuser_Standard_256.pth")
-    from_pth = create_model("rt-focuser", weights=tmp_path / "GoPro_RT_Focuser_Standard_256.pth").for_inference()
+    from_pth = load_model("rt-focuser", tmp_path / "GoPro_RT_Focuser_Standard_256.pth").for_inference()
     with torch.inference_mode():
         scores = {
             "plain eval": psnr(model(io["input"]), io["output"]),
@@ -193,7 +194,7 @@ def test_parameter_counts(name: str, params: int) -> None:
     assert sum(p.numel() for p in model.parameters()) == params
 
 
-@pytest.mark.parametrize("name", ["uhdvd", "rt-focuser"])
+@pytest.mark.parametrize("name", model_names())
 def test_spec_macs_match_flop_counter(name: str) -> None:
     spec = get_spec(name)
     width, height = spec.macs_size
@@ -208,5 +209,6 @@ def test_spec_macs_match_flop_counter(name: str) -> None:
 
 def test_specs() -> None:
     uhdvd, rt = get_spec("uhdvd"), get_spec("rt-focuser")
-    assert (uhdvd.input_multiple, uhdvd.recurrent, uhdvd.official_formats) == (128, True, ("uhdvd-release-dir",))
-    assert (rt.input_multiple, rt.recurrent, rt.official_formats) == (16, False, ("rt-focuser-pth",))
+    formats = lambda spec: tuple(f.name for f in spec.formats)  # noqa: E731
+    assert (uhdvd.input_multiple, uhdvd.recurrent, formats(uhdvd)) == (128, True, ("uhdvd-release-dir",))
+    assert (rt.input_multiple, rt.recurrent, formats(rt)) == (16, False, ("state_dict-pickle",))

@@ -23,8 +23,8 @@ from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
 from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
-from streamdeblur.train.recipes import batch_loss, recipe_for
-from streamdeblur.weights import read_manifest, save_weights, sha256
+from streamdeblur.train.recipes import batch_loss
+from streamdeblur.weights import load_model, read_manifest, save_weights, sha256
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_losses_run_in_float32_under_bf16_autocast() -> None:
     sharp = F.avg_pool2d(torch.rand(4, 3, 48, 48, generator=g), 5, 1, 2)
     blurry = (F.avg_pool2d(sharp, 3, 1, 1) + 0.03 * torch.randn(sharp.shape, generator=g)).clamp(0, 1)
     spec = get_spec("rt-focuser")
-    args = (Brighten(), spec, recipe_for(spec), blurry[:, None], sharp[:, None], PIXEL_LOSSES["l1-ssim"])
+    args = (Brighten(), spec, spec.recipe, blurry[:, None], sharp[:, None], PIXEL_LOSSES["l1-ssim"])
     full, _ = batch_loss(*args)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed, _ = batch_loss(*args)
@@ -153,7 +153,7 @@ def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) ->
     weights = tmp_path / "run" / "rt-focuser.safetensors"
     with safe_open(weights, framework="pt") as f:
         assert f.metadata()["model"] == "rt-focuser" and f.get_tensor("Conv_1x1.weight").dtype == torch.float16
-    create_model("rt-focuser", weights=weights)
+    load_model("rt-focuser", weights)
     for folder, name in ((tmp_path / "run", weights.name), (export.parent, export.name)):
         entry = read_manifest(folder)[name]
         assert entry["model"] == "rt-focuser" and entry["sha256"] == sha256(weights) and entry["steps"] == 3
@@ -261,4 +261,4 @@ def test_cuda_training_bf16_channels_last_and_exact_resume(model: str, sharp_dir
     summary = resumed.run()
     assert all(math.isfinite(r["loss"]) for r in summary["history"])
     assert [r["loss"] for r in summary["history"]] == [r["loss"] for r in straight["history"]]
-    create_model(model, weights=tmp_path / "b" / get_spec(model).weights_file)
+    load_model(model, tmp_path / "b" / get_spec(model).weights_file)

@@ -15,7 +15,8 @@ from streamdeblur import weights
 from streamdeblur.errors import WeightsError
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.models.rt_focuser import RTFocuser
-from streamdeblur.models.uhdvd import UHDVD
+from streamdeblur.models.uhdvd import RELEASE_FILES, UHDVD
+from streamdeblur.weights import load_model
 
 
 def fake_uhdvd_release(folder: Path) -> UHDVD:
@@ -23,7 +24,7 @@ def fake_uhdvd_release(folder: Path) -> UHDVD:
     torch.manual_seed(0)
     model = UHDVD()
     folder.mkdir()
-    for name in weights.UHDVD_RELEASE_FILES:
+    for name in RELEASE_FILES:
         torch.save(getattr(model, name.removesuffix(".pkl")).state_dict(), folder / name)
     return model
 
@@ -41,35 +42,35 @@ def test_official_uhdvd_release_dir_loads() -> None:
 
 def test_uhdvd_release_dir_round_trip(tmp_path: Path) -> None:
     original = fake_uhdvd_release(tmp_path / "4KRD")
-    assert_same_weights(create_model("uhdvd", weights=tmp_path / "4KRD"), original)
+    assert_same_weights(load_model("uhdvd", tmp_path / "4KRD"), original)
 
 
 def test_incomplete_release_dir_lists_missing_files(tmp_path: Path) -> None:
     fake_uhdvd_release(tmp_path / "4KRD")
     (tmp_path / "4KRD" / "decoder_lv3.pkl").unlink()
     with pytest.raises(WeightsError, match=r"missing decoder_lv3\.pkl$"):
-        create_model("uhdvd", weights=tmp_path / "4KRD")
+        load_model("uhdvd", tmp_path / "4KRD")
     with pytest.raises(WeightsError, match="pass its directory"):
-        create_model("uhdvd", weights=tmp_path / "4KRD" / "encoder_lv1.pkl")
+        load_model("uhdvd", tmp_path / "4KRD" / "encoder_lv1.pkl")
 
 
 def test_wrong_model_is_named(tmp_path: Path) -> None:
     fake_uhdvd_release(tmp_path / "4KRD")
     with pytest.raises(WeightsError, match="are for uhdvd, not rt-focuser"):
-        create_model("rt-focuser", weights=tmp_path / "4KRD")
+        load_model("rt-focuser", tmp_path / "4KRD")
     torch.save(RTFocuser().state_dict(), tmp_path / "rt.pth")
     with pytest.raises(WeightsError, match="are for rt-focuser, not uhdvd"):
-        create_model("uhdvd", weights=tmp_path / "rt.pth")
+        load_model("uhdvd", tmp_path / "rt.pth")
     weights.save_weights(RTFocuser().state_dict(), tmp_path / "rt.safetensors", get_spec("rt-focuser"))
     with pytest.raises(WeightsError, match="are for rt-focuser, not uhdvd"):
-        create_model("uhdvd", weights=tmp_path / "rt.safetensors")
+        load_model("uhdvd", tmp_path / "rt.safetensors")
 
 
 def test_wrapped_and_prefixed_checkpoint_loads(tmp_path: Path) -> None:
     original = RTFocuser()
     state = {f"module.{k}": v for k, v in original.state_dict().items()}
     torch.save({"model": state, "epoch": 3, "args": {"lr": 1e-4}}, tmp_path / "ckpt.pth")
-    assert_same_weights(create_model("rt-focuser", weights=tmp_path / "ckpt.pth"), original)
+    assert_same_weights(load_model("rt-focuser", tmp_path / "ckpt.pth"), original)
 
 
 def test_key_and_shape_mismatches_are_summarised(tmp_path: Path) -> None:
@@ -77,11 +78,11 @@ def test_key_and_shape_mismatches_are_summarised(tmp_path: Path) -> None:
     del state["Conv_1x1.bias"]
     torch.save(state, tmp_path / "partial.pth")
     with pytest.raises(WeightsError, match=r"1 missing \(Conv_1x1.bias\), 0 unexpected"):
-        create_model("rt-focuser", weights=tmp_path / "partial.pth")
+        load_model("rt-focuser", tmp_path / "partial.pth")
     state = RTFocuser(dims=(16, 32, 128, 160, 128)).state_dict()  # same keys, narrower bottleneck
     torch.save(state, tmp_path / "narrow.pth")
     with pytest.raises(WeightsError, match="shape mismatches"):
-        create_model("rt-focuser", weights=tmp_path / "narrow.pth")
+        load_model("rt-focuser", tmp_path / "narrow.pth")
 
 
 class Exploit:
@@ -98,7 +99,7 @@ def test_pickles_with_objects_are_refused(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     torch.save({"Conv_1x1.weight": torch.zeros(3, 16, 1, 1), "x": Exploit(marker)}, tmp_path / "evil.pth")
     with pytest.raises(WeightsError, match=r"refusing .*objects other than tensors"):
-        create_model("rt-focuser", weights=tmp_path / "evil.pth")
+        load_model("rt-focuser", tmp_path / "evil.pth")
     assert not marker.exists()
 
 
@@ -106,7 +107,7 @@ def test_pickles_with_objects_are_refused(tmp_path: Path) -> None:
 def test_corrupt_files_are_one_line_errors(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_bytes(b"not weights at all" * 10)
     with pytest.raises(WeightsError, match="unreadable") as err:
-        create_model("rt-focuser", weights=tmp_path / name)
+        load_model("rt-focuser", tmp_path / name)
     assert "\n" not in str(err.value)
 
 
@@ -121,7 +122,7 @@ def test_fp16_round_trip_loads_into_fp32(tmp_path: Path) -> None:
         assert f.get_tensor("Conv_1x1.weight").dtype == torch.float16
         assert f.get_tensor("stem.conv.1.num_batches_tracked").dtype == torch.int64
     expected_state = original.state_dict()
-    for key, value in create_model("rt-focuser", weights=path).state_dict().items():
+    for key, value in load_model("rt-focuser", path).state_dict().items():
         expected = expected_state[key]
         assert value.dtype == expected.dtype
         if value.is_floating_point():
@@ -142,7 +143,7 @@ def test_default_weights_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_missing_path() -> None:
     with pytest.raises(WeightsError, match="not found"):
-        create_model("uhdvd", weights="/nonexistent/uhdvd.safetensors")
+        load_model("uhdvd", "/nonexistent/uhdvd.safetensors")
 
 
 def test_manifest(tmp_path: Path) -> None:

@@ -1,21 +1,44 @@
-"""Models registered by name with a small spec, created with `create_model(name, weights=...)`.
+"""Models registered by name with a spec, built with `create_model(name)`.
 
-Each architecture module registers itself at import time; nothing else in the code base
-branches on model names. The spec carries what the rest of the tool needs to know without
-building the network: size rules, recurrence, default weights, accepted official formats
-and compute cost.
+Each architecture module registers itself at import time; nothing outside `models/` names
+or branches on a model. The spec carries everything the rest of the tool needs to know
+without building the network: size rules, recurrence, compute cost, default weights, the
+official checkpoint formats it loads, its training recipe and its rank for `--model auto`.
+Weights are loaded by `streamdeblur.weights.load_model`: this registry knows nothing of
+files, so it imports nothing above it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from streamdeblur.errors import UsageError
+from streamdeblur.models.formats import CheckpointFormat
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained: `streamdeblur train` fills the options left unset from it.
+
+    `blur` is a preset or a mix (`default:0.6,mild:0.3,still:0.1`, see `train.synth.blur_mix`).
+    `level_targets(sharp, size)` gives the ground truth of each level for a per-level loss
+    through the model's `forward_levels` (the finest level at `size`); None: one loss on the
+    output. `channels_last` is for CUDA training (UHDVD's patch tiling needs NCHW maps).
+    """
+
+    lr: float = 1e-4
+    lr_min: float = 1e-6
+    batch: int = 4
+    crop: int = 256
+    frames: int = 1
+    loss: str = "mse"
+    blur: str = "default"
+    level_targets: Callable[[torch.Tensor, tuple[int, int]], list[torch.Tensor]] | None = None
+    channels_last: bool = True
 
 
 @dataclass(frozen=True)
@@ -25,8 +48,9 @@ class ModelSpec:
     `macs_per_pixel` counts multiply-accumulates of convolutions per *output* pixel at
     `macs_size` (W, H); it is checked against torch's FLOP counter in the tests.
     `peak_elements_per_pixel` sizes inference memory (see `pipeline.tiling.frame_bytes`).
-    `official_formats` names the checkpoint layouts `weights.load_state_dict` accepts
-    besides our own .safetensors (e.g. "uhdvd-release-dir", "rt-focuser-pth").
+    `formats` are the checkpoint layouts `weights.load_state_dict` accepts besides our own
+    .safetensors. `auto_rank` orders the models `--model auto` may pick (higher is better;
+    0: never picked); `min_compute` is the CUDA capability below which a GPU is too slow.
     """
 
     name: str
@@ -36,7 +60,10 @@ class ModelSpec:
     recurrent: bool
     macs_per_pixel: float
     macs_size: tuple[int, int] = (1280, 720)
-    official_formats: tuple[str, ...] = ()
+    formats: tuple[CheckpointFormat, ...] = ()
+    recipe: Recipe = field(default_factory=Recipe)
+    auto_rank: int = 0
+    min_compute: tuple[int, int] | None = None
     paper: str = ""
     default_weights: str = field(default="")
     peak_elements_per_pixel: float = 0.0  # live activation elements per padded input pixel, at peak
@@ -96,18 +123,6 @@ def get_spec(name: str) -> ModelSpec:
         raise UsageError(f"unknown model {name!r} (available: {known})") from None
 
 
-def create_model(name: str, weights: str | Path | None = None) -> DeblurModel:
-    """Build model `name`; `weights` is None (random init), "default" or a path.
-
-    A path may be our .safetensors or an official checkpoint the spec accepts; the format is
-    detected and loading is strict, so a checkpoint for another model is a clear error.
-    """
-    from streamdeblur import weights as weights_mod
-
-    spec = get_spec(name)
-    model = spec.builder()
-    if weights is not None:
-        path = weights_mod.resolve_weights(spec, weights)
-        state = weights_mod.load_state_dict(path, spec)
-        weights_mod.load_strict(model, state, spec, path)
-    return model
+def create_model(name: str) -> DeblurModel:
+    """Build model `name` with its initial (untrained) weights."""
+    return get_spec(name).builder()

@@ -12,6 +12,7 @@ training form.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,8 @@ from streamdeblur.models.layers import (
     fuse_for_inference,
     pad_to_multiple,
 )
-from streamdeblur.models.registry import DeblurModel, ModelSpec, register_model
+from streamdeblur.models.formats import PICKLED_STATE_DICT
+from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
 
 
 def conv_bn_relu(ci: int, co: int, k: int = 3, bias: bool = True) -> list[nn.Module]:
@@ -253,7 +255,9 @@ SPEC = register_model(
         peak_elements_per_pixel=320,  # CPU process peak (an upper bound); full-size 64-ch MLP maps dominate
         recurrent=False,
         macs_per_pixel=234_896,
-        official_formats=("rt-focuser-pth",),
+        formats=(dataclasses.replace(PICKLED_STATE_DICT, help="an official RT-Focuser .pth state_dict"),),
+        recipe=Recipe(),  # §2.5: Adam 1e-4, cosine to 1e-6, batch 4, crop 256, MSE of the clamped output
+        auto_rank=40,
         paper="RT-Focuser v1 (github.com/ReaganWu/RT-Focuser)",
     )
 )

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamdeblur.models.registry import DeblurModel, ModelSpec, register_model
+from streamdeblur.errors import WeightsError
+from streamdeblur.models.formats import CheckpointFormat, StateDict, load_pickled_state_dict
+from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
 
 Grid = tuple[int, int]  # (rows, cols) of patches
 GRIDS: tuple[Grid, ...] = ((1, 1), (2, 1), (2, 2), (4, 2))  # lv1 .. lv4
@@ -246,6 +249,39 @@ class UHDVD(DeblurModel):
         return outputs[::-1]
 
 
+RELEASE_FILES = tuple(f"{part}_lv{k}.pkl" for part in ("encoder", "decoder") for k in range(1, 5))
+
+
+def load_release_dir(path: Path) -> StateDict:
+    """The official release: eight legacy pickles of plain state_dicts, one per sub-network;
+    each file's keys get its stem as prefix (`encoder_lv1.`), as the attribute names here."""
+    if not path.is_dir():
+        raise WeightsError(f"{path} is one file of the UHDVD release; pass its directory {path.parent}")
+    missing = [name for name in RELEASE_FILES if not (path / name).is_file()]
+    if len(missing) == len(RELEASE_FILES):
+        raise WeightsError(f"{path} is a directory but not a UHDVD release (no {{encoder,decoder}}_lv{{1..4}}.pkl in it)")
+    if missing:
+        raise WeightsError(f"{path} is not a complete UHDVD release directory: missing {', '.join(missing)}")
+    state: StateDict = {}
+    for name in RELEASE_FILES:
+        prefix = name.removesuffix(".pkl") + "."
+        state.update({prefix + key: value for key, value in load_pickled_state_dict(path / name).items()})
+    return state
+
+
+RELEASE_DIR = CheckpointFormat(
+    name="uhdvd-release-dir",
+    help="the UHDVD release directory of eight {encoder,decoder}_lv{1..4}.pkl",
+    matches=lambda path: path.is_dir() or path.name in RELEASE_FILES,
+    load=load_release_dir,
+    files=lambda path: [path / name for name in RELEASE_FILES],
+)
+
+# models.md §1.6: Adam 1e-4, batch 1, crop 512, trained recurrently with the per-level loss
+# 0.7/0.15/0.1/0.05 (+ TV). Deviations for short runs on synthetic data: sequences of 4
+# frames instead of whole videos, a cosine schedule instead of step decay.
+RECIPE = Recipe(batch=1, crop=512, frames=4, level_targets=pil_pyramid, channels_last=False)
+
 SPEC = register_model(
     ModelSpec(
         name="uhdvd",
@@ -255,7 +291,10 @@ SPEC = register_model(
         peak_elements_per_pixel=900,  # CPU process peak (an upper bound); 32-ch decoder maps at 2x size dominate
         recurrent=True,
         macs_per_pixel=513_660,
-        official_formats=("uhdvd-release-dir",),
+        formats=(RELEASE_DIR,),
+        recipe=RECIPE,
+        auto_rank=50,  # the best model, on a GPU that can run it
+        min_compute=(7, 0),  # tensor cores (fp16) from Volta on; older GPUs are too slow for it
         paper="Deng et al., Multi-Scale Separable Network for Ultra-High-Definition Video Deblurring, ICCV 2021",
     )
 )

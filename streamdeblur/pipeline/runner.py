@@ -4,8 +4,9 @@
 
 The main thread only watches: it refreshes the status line and turns Ctrl-C into a graceful
 stop. A stop ends decoding at once, lets the frames already processed reach the sinks, and
-finishes them, so the output plays. An error in any thread cancels everything and aborts
-the sinks, so a failed run leaves no half file behind.
+finishes them, so the output plays; frames read but not yet processed are counted as dropped
+(`frames_in` = `frames_out` + `frames_dropped`, always). An error in any thread cancels
+everything and aborts the sinks, so a failed run leaves no half file behind.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from streamdeblur import hardware
+from streamdeblur.io.files import remove_empty
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sinks import EncodeOptions, Sink, check_output, open_sink
 from streamdeblur.io.sources import Source, SourceInfo, open_source
-from streamdeblur.models import create_model, get_spec
+from streamdeblur.models import ModelSpec, get_spec
 from streamdeblur.pipeline.queues import StageQueue
 from streamdeblur.pipeline.stages import FrameProcessor, ModelRunner
 from streamdeblur.pipeline.stats import RunStats
-from streamdeblur.weights import resolve_weights
+from streamdeblur.weights import find_default_weights, load_model, resolve_weights
 
 QUEUE_SIZE = 4  # frames per hand-over: enough to overlap stages, small enough for 4K memory
 
@@ -75,7 +78,6 @@ class Pipeline:
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
             self._fail(err)
         finally:
-            self.stats.frames_dropped = self.q_in.dropped
             self.q_in.close()
             close = getattr(frames, "close", None)
             if close:
@@ -144,6 +146,9 @@ class Pipeline:
                 interrupted = True
                 self.stop.set()
         self.stats.finished = time.perf_counter()
+        # Live drops to keep up, and after a stop the frames still queued (or in hand when it came).
+        self.stats.frames_dropped = self.stats.frames_in - self.stats.frames_out
+        self.stats.damage = self.source.damage
         if self.errors:
             for sink in self.sinks:
                 sink.abort()
@@ -205,14 +210,20 @@ class Engine:
         }
 
 
+def has_weights(config: RunConfig) -> Callable[[ModelSpec], bool]:
+    """Which models `--model auto` may pick: those with default weights installed (with an
+    explicit --weights, any: the weights say whose they are when loaded)."""
+    return lambda spec: config.weights is not None or find_default_weights(spec) is not None
+
+
 def load_engine(config: RunConfig, frame_size: tuple[int, int]) -> Engine:
-    """Resolve device, precision and model (auto picks by hardware), load weights."""
+    """Resolve device, precision and model (auto picks by hardware and installed weights), load weights."""
     device = hardware.resolve_device(config.device)
     precision = hardware.resolve_precision(config.precision, device)
-    choice = hardware.choose_model(config.model, device, frame_size, precision)
+    choice = hardware.choose_model(config.model, device, frame_size, precision, has_weights(config))
     spec = get_spec(choice.name)
     weights = resolve_weights(spec, config.weights or "default")
-    model = create_model(spec.name, weights=weights)
+    model = load_model(spec.name, weights)
     runner = ModelRunner(model.for_inference(), spec, device, precision)
     return Engine(runner, str(weights), choice.fallback, choice.reason)
 
@@ -242,13 +253,16 @@ def run_file(
     """Deblur one video, image or image sequence (a URI, or a `Source` already opened) into OUTPUT.
 
     The output is complete and playable also when the run was interrupted (Ctrl-C); on an
-    error nothing is left at OUTPUT and an existing file there is untouched. Pass an
-    `engine` to reuse a loaded model across files (its recurrent state is reset), and
+    error nothing is left at OUTPUT (not even the folders made for it) and an existing file
+    there is untouched; a damaged input is processed as far as it decodes (`stats.damage`).
+    Pass an `engine` to reuse a loaded model across files (its recurrent state is reset), and
     `abort` to make an interruption discard the output instead (see `Pipeline.run`).
     """
     source = input_uri if isinstance(input_uri, Source) else open_source(input_uri)
+    created: list[Path] = []
+    pipeline: Pipeline | None = None
     try:
-        check_output(output, source, config.overwrite)
+        created = check_output(output, source, config.overwrite, config.encode.codec)
         if engine is None:
             engine = load_engine(config, source.info.size)
         engine.runner.reset()
@@ -265,4 +279,6 @@ def run_file(
         interrupted = pipeline.run(on_tick=(lambda: on_tick(stats)) if on_tick else None, abort=abort)
     finally:
         source.close()
+        if pipeline is None or not pipeline.completed:
+            remove_empty(created)
     return RunResult(stats, engine, interrupted, pipeline.completed)

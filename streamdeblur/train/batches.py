@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from streamdeblur.train.datasets import Dataset, Sample, Sampler
-from streamdeblur.train.synth import preset, synthesize
+from streamdeblur.train.synth import blur_mix, mix_config, synthesize
 
 if TYPE_CHECKING:
     from streamdeblur.train.loop import TrainConfig
@@ -30,8 +30,10 @@ class Batches:
     def __init__(self, datasets: list[Dataset], config: TrainConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
-        self.blur = preset(config.blur)
-        margin = self.blur.margin(config.frames, (config.crop, config.crop))
+        mix = blur_mix(config.blur)
+        self.blurs = [mix_config(name) for name, _ in mix]
+        self.blur_weights = np.array([w for _, w in mix])
+        margin = max(b.margin(config.frames, (config.crop, config.crop)) for b in self.blurs)
         self.samplers = [Sampler(d, config.frames, config.crop, margin) for d in datasets]
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
         self._ahead: dict[int, concurrent.futures.Future] = {}
@@ -55,7 +57,8 @@ class Batches:
             frames = [np.repeat(s.sharp, config.frames, 0) if s.still else s.sharp for s in samples]
             sharp = self._upload(np.stack(frames))
         g = torch.Generator(self.device).manual_seed(_step_seed(config.seed, step))
-        return synthesize(sharp, self.blur, config.frames, (config.crop, config.crop), g)
+        blur = self.blurs[np.random.default_rng([config.seed, step, 1]).choice(len(self.blurs), p=self.blur_weights)]
+        return synthesize(sharp, blur, config.frames, (config.crop, config.crop), g)
 
     def _upload(self, array: np.ndarray) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] → float [B, T, 3, H, W] in [0, 1] on the device."""

@@ -193,7 +193,13 @@ def train_options(fn: Callable) -> Callable:
             click.option("--frames", type=click.IntRange(1), default=None, help="Frames per sequence [recipe]."),
             click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate."),
             click.option("--loss", type=click.Choice(list(PIXEL_LOSSES)), default=None, help="Pixel loss [paper's]."),
-            click.option("--blur", default="default", show_default=True, type=BLURS, help="Synthetic blur preset."),
+            click.option(
+                "--blur",
+                default=None,
+                metavar="PRESET[:W],...",
+                help=f"Synthetic blur: a preset ({', '.join(PRESETS)}) or a mix drawn per step, e.g. "
+                "default:0.6,mild:0.3,still:0.1 (still: unmoved frames); evaluations use the first [recipe].",
+            ),
             click.option(
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
             ),

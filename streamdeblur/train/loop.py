@@ -40,8 +40,8 @@ from streamdeblur.train.batches import Batches
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, EvalSet, evaluate, prepare
 from streamdeblur.train.losses import PIXEL_LOSSES
-from streamdeblur.train.recipes import batch_loss, recipe_for
-from streamdeblur.train.synth import preset
+from streamdeblur.train.recipes import batch_loss
+from streamdeblur.train.synth import blur_mix
 
 # Settings a resumed run may change: they do not touch what is trained. All others must stay.
 CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
@@ -61,7 +61,7 @@ class TrainConfig:
     frames: int | None = None
     lr: float | None = None
     loss: str | None = None
-    blur: str = "default"
+    blur: str | None = None
     average: int = DEFAULT_AVERAGE
     seed: int = 0
     ema: float = 0.999
@@ -79,8 +79,9 @@ class TrainConfig:
         for name in ("model", "data", "steps"):
             if not getattr(self, name):
                 raise UsageError(f"--{name} is required (unless resuming a run with --resume)")
-        recipe = recipe_for(get_spec(self.model))
-        fill = {k: getattr(recipe, k) for k in ("batch", "crop", "frames", "lr", "loss") if getattr(self, k) is None}
+        recipe = get_spec(self.model).recipe
+        keys = ("batch", "crop", "frames", "lr", "loss", "blur")
+        fill = {k: getattr(recipe, k) for k in keys if getattr(self, k) is None}
         config = dataclasses.replace(self, **fill)
         config.check()
         return config
@@ -88,7 +89,7 @@ class TrainConfig:
     def check(self) -> None:
         if self.loss not in PIXEL_LOSSES:
             raise UsageError(f"unknown loss {self.loss!r} (use {', '.join(PIXEL_LOSSES)})")
-        preset(self.blur)
+        blur_mix(self.blur)
         if self.crop < 16:
             raise UsageError("--crop must be at least 16")
 
@@ -129,13 +130,13 @@ class Trainer:
             raise UsageError(f"--out {self.out} exists and is not empty (use --resume {self.out} to continue it)")
         self.config = config = config.resolved()
         self.spec = get_spec(config.model)
-        self.recipe = recipe_for(self.spec)
+        self.recipe = self.spec.recipe
         self.cuda = self.device.type == "cuda"
         self.channels_last = self.cuda and self.recipe.channels_last
         self.train_data = [open_dataset(spec, "train", config.average) for spec in config.data]
         self.eval_data = self._open_eval_data()
         self.eval_options = EvalOptions(
-            blur=config.blur, seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max
+            blur=blur_mix(config.blur)[0][0], seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max
         )
         self._eval_set: EvalSet | list[Dataset] | None = None  # prepared at the first evaluation
         self.batches = Batches(self.train_data, config, self.device)
@@ -143,7 +144,8 @@ class Trainer:
         # their own generators and no layer is random, so checkpoints hold no RNG state.
         torch.manual_seed(config.seed)
         # --init weights start a run; a resumed one gets all its weights from the checkpoint
-        self.model = create_model(config.model, weights=None if resume_from else config.init).to(self.device)
+        start = weights.load_model(config.model, config.init) if config.init and not resume_from else create_model(config.model)
+        self.model = start.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = {name for name, _ in self.model.named_parameters()}
@@ -419,7 +421,7 @@ class Trainer:
             entry["eval"] = {
                 "data": [d["data"] for d in final_eval["datasets"]],
                 "split": "test",
-                "blur": config.blur,
+                "blur": self.eval_options.blur,
                 "frames": final_eval["frames"],
                 "psnr": final_eval["psnr"],
                 "ssim": final_eval["ssim"],

@@ -1,44 +1,15 @@
-"""Per-model training recipes (models.md): default hyper-parameters and the loss of one batch.
+"""The loss of one training batch, by the model's recipe (`ModelSpec.recipe`).
 
-RT-Focuser (§2.5): Adam 1e-4, cosine to 1e-6, batch 4, crop 256, MSE of the clamped output,
-one frame at a time. UHDVD (§1.6): Adam 1e-4, batch 1, crop 512, trained recurrently (the
-detached previous output is the next frame's `prev`; the first frame of a sequence uses
-itself) with the per-level loss 0.7/0.15/0.1/0.05 plus TV. Deviations, for training on
-synthetic data in short runs: sequences of 4 frames instead of whole videos, and a cosine
-schedule instead of UHDVD's step decay. Models without a recipe get the generic one.
+Single-frame models see a batch of B*T frames; recurrent ones run each sequence in order;
+a recipe with `level_targets` (UHDVD) takes the loss at every level of `forward_levels`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from streamdeblur.models.registry import DeblurModel, ModelSpec
-from streamdeblur.models.uhdvd import pil_pyramid
+from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe
 from streamdeblur.train.losses import PixelLoss, levels_loss
-
-
-@dataclass(frozen=True)
-class Recipe:
-    lr: float = 1e-4
-    lr_min: float = 1e-6
-    batch: int = 4
-    crop: int = 256
-    frames: int = 1
-    loss: str = "mse"
-    multi_level: bool = False  # UHDVD's per-level loss through `forward_levels`
-    channels_last: bool = True  # UHDVD's patch split/stitch needs contiguous NCHW maps
-
-
-RECIPES = {
-    "rt-focuser": Recipe(),
-    "uhdvd": Recipe(batch=1, crop=512, frames=4, multi_level=True, channels_last=False),
-}
-
-
-def recipe_for(spec: ModelSpec) -> Recipe:
-    return RECIPES.get(spec.name, Recipe(frames=4 if spec.recurrent else 1))
 
 
 def batch_loss(
@@ -65,9 +36,9 @@ def batch_loss(
         total, parts = torch.zeros((), device=blurry.device), {}
         for t, out in enumerate(outputs):
             y = sharp[:, t]
-            if recipe.multi_level:
+            if recipe.level_targets:
                 levels = [level.float() for level in out]
-                loss, terms = levels_loss(levels, pil_pyramid(y, levels[1].shape[-2:]), pixel)
+                loss, terms = levels_loss(levels, recipe.level_targets(y, levels[1].shape[-2:]), pixel)
             else:
                 loss, terms = pixel(out.float().clamp(0, 1), y), {}
             total = total + loss / len(outputs)
@@ -78,14 +49,14 @@ def batch_loss(
 
 def _forward(model: DeblurModel, spec: ModelSpec, recipe: Recipe, blurry: torch.Tensor, channels_last: bool) -> list:
     """The model's outputs for a batch: one tensor [B*T, 3, h, w] for single-frame models;
-    per frame, the output (or with `multi_level`, `forward_levels`' list) for recurrent ones."""
+    per frame, the output (or with `level_targets`, `forward_levels`' list) for recurrent ones."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if not spec.recurrent:
         return [model(blurry.flatten(0, 1).contiguous(memory_format=fmt))]
     outputs, prev = [], None
     for t in range(blurry.shape[1]):
         x = blurry[:, t].contiguous(memory_format=fmt)
-        if recipe.multi_level:
+        if recipe.level_targets:
             levels = model.forward_levels(x, prev)
             outputs.append(levels)
             out = model.final_output(levels[0], x.shape[-2:])

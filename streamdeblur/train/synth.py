@@ -88,6 +88,38 @@ def preset(name: str) -> BlurConfig:
     return PRESETS[name]
 
 
+def blur_mix(text: str) -> list[tuple[str, float]]:
+    """Training's `--blur`: one preset, or presets with weights drawn per step, e.g.
+    `default:0.6,mild:0.3,still:0.1` (`still`: no motion, no noise: the identity).
+
+    Training only on blurry frames teaches a model to sharpen whatever it sees, and nearly
+    sharp frames come out worse (docs/training.md): mixing in `mild` and `still` steps
+    teaches it to leave them alone. The weights are normalised; the first preset named is
+    the one the run's held-out evaluations use.
+    """
+    mix = []
+    for part in text.split(","):
+        name, _, weight = part.strip().partition(":")
+        if name != "still":
+            preset(name)
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            w = -1.0
+        if not w > 0 or not math.isfinite(w):
+            raise UsageError(f"--blur {text}: the weight of {name!r} must be a positive number")
+        mix.append((name, w))
+    if mix[0][0] == "still":
+        raise UsageError(f"--blur {text}: name a blur preset first (it sets the evaluation's blur)")
+    total = sum(w for _, w in mix)
+    return [(name, w / total) for name, w in mix]
+
+
+def mix_config(name: str) -> BlurConfig:
+    """A preset of a `blur_mix`, `still` included."""
+    return STATIC if name == "still" else preset(name)
+
+
 STATIC = BlurConfig(
     pan=(0.0, 0.0),
     shake=(0.0, 0.0),

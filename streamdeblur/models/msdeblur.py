@@ -1,0 +1,178 @@
+"""The USC real-time study's multi-scale family, `msdeblur-s/m/l`, built to train on a CPU.
+
+The paper describes three DeepDeblur-style CNNs (1.7 M / 5 M / 14 M parameters) that
+deblur coarse to fine at 1/4, 1/2 and full resolution with residual blocks. No network
+definition was published, so this is our reading of it, shaped by one constraint the
+paper did not have: the weights are trained on 2 CPU cores. Each scale
+
+- sees the blurry image at its scale and the (bilinearly upsampled) estimate of the
+  coarser scale (the coarsest sees the blurry image twice);
+- moves both to a low-resolution map by space-to-depth (pixel unshuffle by `r`), so its
+  residual blocks run at 1/r² of the pixels and see r times further for the same cost;
+- returns blurry + correction (a global residual): the correction comes from a last
+  convolution initialised at zero, so an untrained model is the identity and a sharp
+  frame has the shortest path through the network.
+
+Residual blocks are conv3x3 → ReLU → conv3x3, scaled by a per-channel `beta` (initialised
+at zero, as NAFNet does, so each block starts as the identity too) and added to the input.
+`for_inference()` folds `beta` into the second convolution and writes ReLUs in place.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
+
+SCALES = 3  # 1/4, 1/2, 1
+
+
+@dataclass(frozen=True)
+class Width:
+    """One model size: channels and residual blocks per scale, and the unshuffle factor."""
+
+    channels: int
+    blocks: int
+    unshuffle: int = 4
+
+    @property
+    def multiple(self) -> int:
+        """Frame sides are padded to this: the coarsest scale must still unshuffle evenly."""
+        return self.unshuffle * 2 ** (SCALES - 1)
+
+
+class ResBlock(nn.Module):
+    """x + beta · conv(relu(conv(x))), beta per channel, zero at init."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.beta * self.conv2(F.relu(self.conv1(x)))
+
+    def fused(self) -> nn.Module:
+        return _FusedResBlock(self)
+
+
+class _FusedResBlock(nn.Module):
+    """`ResBlock` for inference: beta folded into conv2's weights, the ReLU in place."""
+
+    def __init__(self, block: ResBlock):
+        super().__init__()
+        beta = block.beta.detach().view(-1)
+        self.conv1 = block.conv1
+        self.conv2 = copy.deepcopy(block.conv2)
+        with torch.no_grad():
+            self.conv2.weight.mul_(beta.view(-1, 1, 1, 1))
+            self.conv2.bias.mul_(beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.relu_(self.conv1(x))).add_(x)
+
+
+class Scale(nn.Module):
+    """One level: (blurry, coarser estimate) → blurry + correction, all at this level's size."""
+
+    def __init__(self, width: Width):
+        super().__init__()
+        r, c = width.unshuffle, width.channels
+        self.r = r
+        self.head = nn.Conv2d(2 * 3 * r * r, c, 3, padding=1)
+        self.body = nn.Sequential(*(ResBlock(c) for _ in range(width.blocks)))
+        self.tail = nn.Conv2d(c, 3 * r * r, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, blurry: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        x = F.pixel_unshuffle(torch.cat([blurry, estimate], 1), self.r)
+        x = self.head(x)
+        return blurry + F.pixel_shuffle(self.tail(self.body(x)), self.r)
+
+
+class MultiScaleDeblur(DeblurModel):
+    """Coarse-to-fine deblurring at 1/4, 1/2 and full size; any frame size (padded inside)."""
+
+    def __init__(self, width: Width):
+        super().__init__()
+        self.multiple = width.multiple
+        self.scales = nn.ModuleList(Scale(width) for _ in range(SCALES))  # coarsest first
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_levels(x)[-1]
+
+    def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every level's output, coarsest first; the last is the result at the input's size."""
+        h, w = x.shape[-2:]
+        padded = _pad(x, self.multiple)
+        pyramid = [padded]
+        for _ in range(SCALES - 1):
+            pyramid.insert(0, F.avg_pool2d(pyramid[0], 2))
+        outputs, estimate = [], pyramid[0]
+        for scale, blurry in zip(self.scales, pyramid):
+            if estimate.shape[-2:] != blurry.shape[-2:]:
+                estimate = F.interpolate(estimate, size=blurry.shape[-2:], mode="bilinear", align_corners=False)
+            estimate = scale(blurry, estimate)
+            outputs.append(estimate)
+        outputs[-1] = outputs[-1][..., :h, :w]
+        return outputs
+
+    def for_inference(self) -> nn.Module:
+        from streamdeblur.models.layers import fuse_for_inference
+
+        return fuse_for_inference(copy.deepcopy(self).eval())
+
+
+def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad bottom and right to a multiple (replicate where the frame is too small)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def macs_per_pixel(width: Width) -> float:
+    """Convolution MACs per full-size output pixel (padding aside: exact at multiples)."""
+    r2, c = width.unshuffle**2, width.channels
+    per_low_pixel = 9 * (6 * r2 * c + 2 * width.blocks * c * c + c * 3 * r2)
+    return sum(per_low_pixel / r2 / 4**level for level in range(SCALES))
+
+
+# Sized for CPU training (docs/training.md): Adam 1e-3 with cosine decay (zero-initialised
+# corrections and block scales make a high rate stable), 8 crops of 192 px, the paper's
+# L1 + SSIM, and 40 % of steps nearly sharp or unmoved so sharp frames stay as they are.
+RECIPE = Recipe(lr=1e-3, batch=8, crop=192, loss="l1-ssim", blur="default:0.6,mild:0.3,still:0.1")
+
+SIZES = {  # (width, rank for --model auto, the paper's figures)
+    "s": (Width(channels=48, blocks=4), 10, "1.7M in the paper; 100+ fps on A100/3080/T4/L4"),
+    "m": (Width(channels=72, blocks=6), 20, "5M in the paper; 35+ fps"),
+    "l": (Width(channels=128, blocks=7), 30, "14M in the paper; 20+ fps"),
+}
+
+SPECS = {
+    size: register_model(
+        ModelSpec(
+            name=f"msdeblur-{size}",
+            builder=lambda width=width: MultiScaleDeblur(width),
+            summary=f"multi-scale residual CNN (1/4, 1/2, 1), {width.channels} ch x {width.blocks} blocks "
+            f"on 1/{width.unshuffle} space-to-depth maps; {note}",
+            input_multiple=1,
+            recurrent=False,
+            macs_per_pixel=round(macs_per_pixel(width)),
+            paper="USC real-time deblurring study: S/M/L multi-scale CNNs",
+            peak_elements_per_pixel=40,
+            recipe=RECIPE,
+            auto_rank=rank,
+        )
+    )
+    for size, (width, rank, note) in SIZES.items()
+}

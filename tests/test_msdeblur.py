@@ -1,0 +1,96 @@
+"""The multi-scale light family (msdeblur-s/m/l): shapes, identity at init, precision, the
+inference form, compute budgets, and the shipped weights on a synthetic blurry image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from streamdeblur.metrics import psnr
+from streamdeblur.models import create_model, get_spec
+from streamdeblur.models.msdeblur import SIZES, MultiScaleDeblur, ResBlock
+from streamdeblur.train.synth import preset, synthesize
+from streamdeblur.weights import find_default_weights, load_model
+
+NAMES = [f"msdeblur-{size}" for size in SIZES]
+BUDGETS = {"msdeblur-s": 20_000, "msdeblur-m": 60_000, "msdeblur-l": 200_000}  # MACs/pixel at 1280x720
+
+
+def trained_like(model: MultiScaleDeblur) -> MultiScaleDeblur:
+    """Non-zero corrections and block scales, as training leaves them (init makes them zero)."""
+    torch.manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, ResBlock):
+            nn.init.normal_(module.beta, 0.0, 0.3)
+    for scale in model.scales:
+        nn.init.normal_(scale.tail.weight, 0.0, 0.01)
+    return model
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_untrained_model_is_the_identity_at_any_size(name: str) -> None:
+    model = create_model(name).eval()
+    for size in [(37, 53), (8, 8), (1, 130)]:
+        x = torch.rand(2, 3, *size)
+        with torch.no_grad():
+            y = model(x)
+        assert y.shape == x.shape
+        assert torch.equal(y, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_budget(name: str) -> None:
+    assert get_spec(name).macs_per_pixel <= BUDGETS[name]  # the spec's figure is checked in test_models
+
+
+def test_inference_form_is_the_same_function() -> None:
+    model = trained_like(create_model("msdeblur-s")).eval()
+    fast = model.for_inference()
+    x = torch.rand(1, 3, 45, 70)
+    with torch.inference_mode():
+        y, y_fast = model(x), fast(x)
+    assert (y - x).abs().max() > 1e-3  # the check below would be empty for the identity
+    assert (y - y_fast).abs().max().item() < 1e-5
+    assert not any(isinstance(m, ResBlock) for m in fast.modules())  # every beta folded
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])
+def test_reduced_precision_and_channels_last_agree_with_fp32(dtype: torch.dtype, tolerance: float) -> None:
+    model = trained_like(create_model("msdeblur-s")).eval().for_inference()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.inference_mode():
+        y = model(x)
+        low = model.to(dtype)(x.to(dtype).contiguous(memory_format=torch.channels_last))
+    assert low.dtype == dtype and low.shape == y.shape
+    assert (low.float() - y).abs().max().item() < tolerance
+
+
+def test_each_scale_sees_the_coarser_estimate() -> None:
+    """Changing the coarsest scale's correction changes the output: the scales are chained."""
+    model = trained_like(create_model("msdeblur-s")).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        model.scales[0].tail.bias.fill_(0.1)
+        after = model(x)
+    assert not torch.allclose(before, after)
+    assert len(model.forward_levels(x)) == 3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_weights_deblur_a_synthetic_blurry_image(name: str) -> None:
+    """The shipped weights (where installed) raise PSNR on an image blurred by the generator."""
+    spec = get_spec(name)
+    if find_default_weights(spec) is None:
+        pytest.skip(f"no weights installed for {name}")
+    model = load_model(name, "default").eval().for_inference()
+    g = torch.Generator().manual_seed(3)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    # a sharp test card: edges at several orientations and a fine checkerboard
+    card = torch.stack([(xx // 12 % 2), ((xx + yy) // 16 % 2), ((xx - yy) // 10 % 2)]).clamp(0, 1)
+    card[:, 40:60, 40:60] = ((xx[40:60, 40:60] // 2 + yy[40:60, 40:60] // 2) % 2).expand(3, -1, -1)
+    blurry, sharp = synthesize(card[None], preset("default"), 1, (64, 64), g)
+    with torch.inference_mode():
+        out = model(blurry[:, 0]).clamp(0, 1)
+    assert psnr(out, sharp[:, 0]) > psnr(blurry[:, 0], sharp[:, 0]) + 0.3
