@@ -43,7 +43,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Time one forward pass at `size`; returns the figures `bench --json` prints."""
     if threads:
-        torch.set_num_threads(threads)
+        hardware.set_threads(threads)
     dev = hardware.resolve_device(device)
     prec = hardware.resolve_precision(precision, dev)
     choice = hardware.choose_model(model, dev, size, prec, has_weights=lambda spec: find_default_weights(spec) is not None)

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdeblur import __version__
+from streamdeblur.denoise import DENOISERS
 from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError, first_line
-from streamdeblur.hardware import PRECISIONS, tune_allocator
+from streamdeblur.hardware import PRECISIONS, set_threads, tune_allocator
 from streamdeblur.io.sinks import DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.option_groups import apply_options
@@ -78,6 +79,12 @@ def engine_options(fn: Callable) -> Callable:
         ),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option(
+            "--threads",
+            default=None,
+            type=click.IntRange(1),
+            help="CPU threads for the model and filters [torch's default: one per core].",
+        ),
+        click.option(
             "--precision",
             default="auto",
             show_default=True,
@@ -97,8 +104,16 @@ def engine_options(fn: Callable) -> Callable:
             "--denoise",
             default="none",
             show_default=True,
-            type=click.Choice(["none", "bilateral"]),
-            help="Edge-preserving denoise before the model.",
+            type=click.Choice(["none", *DENOISERS]),
+            help="Denoise before the model (sensor noise otherwise gets sharpened): bilateral (fast), "
+            "nlm (non-local means, slow, strongest), tv (total variation).",
+        ),
+        click.option(
+            "--denoise-strength",
+            default=1.0,
+            show_default=True,
+            type=click.FloatRange(0, min_open=True),
+            help="Scales the denoiser's smoothing (2: twice as hard).",
         ),
     ]
     return apply_options(fn, options)
@@ -135,6 +150,8 @@ def output_options(fn: Callable) -> Callable:
 def config_from(options: dict[str, Any]) -> RunConfig:
     if options.get("report"):
         check_report_path(options["report"])
+    if options.get("threads"):
+        set_threads(options["threads"])
     return RunConfig(
         model=options["model"],
         weights=options["weights"],
@@ -142,7 +159,8 @@ def config_from(options: dict[str, Any]) -> RunConfig:
         precision=options["precision"],
         selective=options["selective"],
         blur_threshold=options["blur_threshold"],
-        denoise=options["denoise"] == "bilateral",
+        denoise=options["denoise"],
+        denoise_strength=options["denoise_strength"],
         overwrite=options["overwrite"],
         encode=EncodeOptions(codec=options["codec"], crf=options["crf"]),
         record_frames=options.get("report") is not None,
@@ -182,6 +200,7 @@ def run_command(input: str, output: str, **options: Any) -> int:
     from streamdeblur.display import RunDisplay
 
     display = RunDisplay(quiet=options["quiet"])
+    display.begin()
     try:
         result = run_file(input, output, config_from(options), on_start=display.start, on_tick=display.tick)
     except BaseException:

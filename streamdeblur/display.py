@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.status import Status
 from rich.text import Text
 
 from streamdeblur.io.sources import SourceInfo
@@ -67,8 +68,16 @@ class RunDisplay:
         self.console = console or Console(stderr=True, highlight=False)
         self._progress: Progress | None = None
         self._task = None
+        self._loading: Status | None = None
+
+    def begin(self) -> None:
+        """Before anything is known: say what the wait is for."""
+        if not self.quiet:
+            self._loading = self.console.status("opening the input and loading the model…")
+            self._loading.start()
 
     def start(self, info: SourceInfo, engine: Engine, warnings: list[str]) -> None:
+        self._stop_loading()
         if self.quiet:
             return
         self.console.print(f"[bold]input[/]  {describe_source(info)}")
@@ -83,10 +92,16 @@ class RunDisplay:
             console=self.console,
         )
         self._task = self._progress.add_task("run", total=info.frame_count)
+        self._progress.status = Text.from_markup("  [dim]deblurring the first frame… (the time left shows after it)[/]")
         self._progress.start()
 
+    def _stop_loading(self) -> None:
+        if self._loading is not None:
+            self._loading.stop()
+            self._loading = None
+
     def tick(self, stats: RunStats) -> None:
-        if self._progress is None:
+        if self._progress is None or not stats.frames_out:
             return
         total = max(stats.frames_total or 0, stats.frames_out) or None
         self._progress.update(self._task, completed=stats.frames_out, total=total)
@@ -95,6 +110,7 @@ class RunDisplay:
         )
 
     def stop(self, stats: RunStats | None = None) -> None:
+        self._stop_loading()
         if self._progress is None:
             return
         if stats is not None:

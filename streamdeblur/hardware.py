@@ -15,6 +15,7 @@ import platform
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import torch
 
 from streamdeblur.errors import UsageError, WeightsError
@@ -144,6 +145,12 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def set_threads(threads: int) -> None:
+    """Use `threads` CPU threads for the model (torch) and the filters (OpenCV), process-wide."""
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
 
 
 def tune_allocator() -> bool:

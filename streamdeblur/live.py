@@ -145,7 +145,9 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
         check_outputs(options.outputs, source, config.overwrite, config.encode.codec)
         engine = keep_up(load_engine(config, source.info.size), config, source.info)
         stats = RunStats(record_frames=config.record_frames)
-        processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
+        processor = FrameProcessor(
+            engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoiser(engine.runner.device)
+        )
         outputs = open_outputs(options.outputs, source, config.encode)
         probe = LatencyProbe()
         sinks = [*outputs, *([preview] if preview else []), probe]

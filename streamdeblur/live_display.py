@@ -56,6 +56,8 @@ class LiveDisplay:
             f"{info.bit_depth}-bit, {info.colour.describe()}"
         )
         self.console.print(f"[bold]model[/]  {describe_engine(engine)}")
+        for warning in engine.warnings:
+            self.console.print(f"[yellow]warning[/] {warning}")
         for sink in outputs:
             self.console.print(f"[bold]output[/] {sink.describe()}")
         self._live = Live(console=self.console, refresh_per_second=4, transient=False)

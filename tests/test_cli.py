@@ -17,6 +17,7 @@ from conftest import REPO, shared_path
 from media import clip_frames, probe, texture, write_video
 
 from streamdeblur.cli import main
+from streamdeblur.hardware import CPU_NATIVE, cpu_has
 from streamdeblur.io.sinks import partial_path
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.weights import save_weights
@@ -81,6 +82,27 @@ def test_end_to_end_file_keeps_frames_rate_timestamps_and_audio(tmp_path: Path, 
     assert [f["index"] for f in data["frames"]] == list(range(12))
     assert all(set(f) == {"index", "pts", "blur_score", "processed"} and f["processed"] for f in data["frames"])
     assert [f["pts"] for f in data["frames"]] == pytest.approx(a["times"])
+
+
+@pytest.mark.parametrize("name", ["nlm", "tv"])
+def test_denoise_runs_as_its_own_stage(tmp_path: Path, rt_weights: Path, name: str) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(3, 64, 48))
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    args = ("--model", "rt-focuser", "--weights", rt_weights, "--report", report)
+    code, err = run_cli(src, "-o", out, "--denoise", name, "--denoise-strength", "1.5", *args)
+    assert code == 0, err
+    stages = json.loads(report.read_text())["stages"]
+    assert stages["denoise"]["mean_ms"] > 0 and probe(out)["frames"] == 3
+
+
+def test_threads_option_and_emulated_precisions_on_a_cpu(tmp_path: Path, rt_weights: Path) -> None:
+    src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 32))
+    args = ("--model", "rt-focuser", "--weights", rt_weights, "--device", "cpu")
+    code, err = run_cli(src, "-o", tmp_path / "out.mp4", "--threads", "1", *args)
+    assert code == 0, err
+    if not cpu_has(CPU_NATIVE["fp16"]):  # about 100x slower emulated: refused, with the reason
+        code, err = run_cli(src, "-o", tmp_path / "half.mp4", "--precision", "fp16", *args)
+        assert_one_line_error(code, err, 2, "100x slower")
 
 
 def test_python_dash_m_works() -> None:

@@ -536,7 +536,7 @@ def test_gap_resets_recurrent_state(weights_dir: Path) -> None:
     """After a reconnect the previous output belongs to another moment: UHDVD must start afresh."""
     engine = load_engine(RunConfig(model="uhdvd", weights=str(weights_dir / "uhdvd.safetensors")), (32, 32))
     stats = RunStats()
-    process = FrameProcessor(engine.runner, stats.stages, selective=False, threshold=None, denoise=False)
+    process = FrameProcessor(engine.runner, stats.stages, selective=False, threshold=None)
     a, b = clip_frames(2, 32, 32)
     fresh = engine.runner(b.copy())  # b as the first frame of a shot
     engine.runner.reset()

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from media import motion_blur, texture
 
+from streamdeblur.denoise import bilateral
 from streamdeblur.models.registry import DeblurModel, ModelSpec
 from streamdeblur.pipeline.queues import StageQueue
 from streamdeblur.pipeline.stages import (
     BlurGate,
     ModelRunner,
     SceneCutDetector,
-    bilateral_denoise,
     blur_score,
     luma,
 )
@@ -100,10 +100,10 @@ def test_bilateral_denoise_reduces_noise_keeps_edges() -> None:
     clean = np.zeros((64, 64, 3), np.uint8)
     clean[:, 32:] = 200
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
-    out = bilateral_denoise(noisy)
+    out = bilateral(noisy, 1.0, torch.device("cpu"))
     assert np.abs(out.astype(int) - clean).mean() < np.abs(noisy.astype(int) - clean).mean()
     assert out[:, 28].mean() < 30 and out[:, 36].mean() > 170  # the edge stays sharp
-    out16 = bilateral_denoise(noisy.astype(np.uint16) * 257)
+    out16 = bilateral(noisy.astype(np.uint16) * 257, 1.0, torch.device("cpu"))
     assert out16.dtype == np.uint16 and np.abs(out16 // 257 - out.astype(int)).mean() < 2
 
 

@@ -11,13 +11,18 @@ everything and aborts the sinks, so a failed run leaves no half file behind.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
+import torch
+
 from streamdeblur import hardware
+from streamdeblur.denoise import DENOISERS
 from streamdeblur.io.files import remove_empty
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.sinks import EncodeOptions, Sink, check_output, open_sink
@@ -179,10 +184,17 @@ class RunConfig:
     precision: str = "auto"
     selective: bool = False
     blur_threshold: float | None = None  # None: auto
-    denoise: bool = False
+    denoise: str = "none"  # a name in denoise.DENOISERS, or none
+    denoise_strength: float = 1.0
     overwrite: bool = False
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     record_frames: bool = True  # per-frame records, for the report only: long runs without one keep none
+
+    def denoiser(self, device: torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The `--denoise` stage for frames of a model on `device` (TV runs there too)."""
+        if self.denoise == "none":
+            return None
+        return functools.partial(DENOISERS[self.denoise], strength=self.denoise_strength, device=device)
 
 
 @dataclass
@@ -193,6 +205,7 @@ class Engine:
     weights: str
     fallback: str | None
     reason: str
+    warnings: list[str] = field(default_factory=list)  # options that are a bad idea on this hardware
 
     @property
     def description(self) -> str:
@@ -225,7 +238,11 @@ def load_engine(config: RunConfig, frame_size: tuple[int, int]) -> Engine:
     weights = resolve_weights(spec, config.weights or "default")
     model = load_model(spec.name, weights)
     runner = ModelRunner(model.for_inference(), spec, device, precision)
-    return Engine(runner, str(weights), choice.fallback, choice.reason)
+    engine = Engine(runner, str(weights), choice.fallback, choice.reason)
+    slow = choice.reason == "requested" and hardware.unsuitable(spec, device, frame_size, precision)
+    if slow:
+        engine.warnings.append(slow)
+    return engine
 
 
 @dataclass
@@ -267,11 +284,13 @@ def run_file(
             engine = load_engine(config, source.info.size)
         engine.runner.reset()
         stats = RunStats(frames_total=source.info.frame_count, record_frames=config.record_frames)
-        processor = FrameProcessor(engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoise)
+        processor = FrameProcessor(
+            engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoiser(engine.runner.device)
+        )
         sink = open_sink(output, source, config.encode)
         try:
             if on_start:
-                on_start(source.info, engine, sink.warnings)
+                on_start(source.info, engine, [*engine.warnings, *sink.warnings])
             pipeline = Pipeline(source, [sink], processor, stats)
         except BaseException:  # nothing runs yet: the sink's partial file must go
             sink.abort()

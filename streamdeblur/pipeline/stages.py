@@ -1,4 +1,4 @@
-"""The processing stages between decode and encode: blur gate, bilateral denoise, model.
+"""The processing stages between decode and encode: blur gate, denoise (denoise.py), model.
 
 The gate and scene-cut detector are pure functions of small luma thumbnails; the model
 stage owns the device, precision, recurrent state and (on CUDA) its own stream with pinned
@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -97,15 +98,6 @@ class SceneCutDetector:
         cut = self._previous is not None and 0.5 * float(np.abs(hist - self._previous).sum()) > SCENE_CUT_DISTANCE
         self._previous = hist
         return cut
-
-
-def bilateral_denoise(image: np.ndarray) -> np.ndarray:
-    """Edge-preserving denoise before the model: sensor noise otherwise gets 'sharpened'."""
-    if image.dtype == np.uint8:
-        return cv2.bilateralFilter(image, d=5, sigmaColor=20, sigmaSpace=3)
-    scaled = image.astype(np.float32) / 65535.0
-    out = cv2.bilateralFilter(scaled, d=5, sigmaColor=20 / 255, sigmaSpace=3)
-    return np.clip(out * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
 
 
 @dataclass
@@ -217,7 +209,12 @@ class FrameProcessor:
     """gate → denoise → model for one frame, timing each stage into `stages`."""
 
     def __init__(
-        self, runner: ModelRunner, stages: dict, selective: bool, threshold: float | None, denoise: bool
+        self,
+        runner: ModelRunner,
+        stages: dict,
+        selective: bool,
+        threshold: float | None,
+        denoise: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.runner = runner
         self.stages = stages
@@ -241,7 +238,7 @@ class FrameProcessor:
             return frame
         if self.denoise:
             with self.stages["denoise"].time():
-                frame.image = bilateral_denoise(frame.image)
+                frame.image = self.denoise(frame.image)
         with self.stages["model"].time():
             frame.image = self.runner(frame.image)
         return frame
