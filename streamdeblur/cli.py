@@ -325,14 +325,20 @@ def live_command(source: str, outputs: tuple[str, ...], **options: Any) -> int:
 @cli.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_command(as_json: bool) -> int:
-    """List the models: parameters, MACs per pixel, recurrence, weights present."""
+    """List the models: size, cost, installed weights and what they gained on held-out photos.
+
+    The gains (PSNR on the held-out split of the training photos, `default` and `mild` blur)
+    and the CPU speed (640x360, 2 threads) come from the weights' manifest entry
+    (benchmarks/compare_models.py --record writes them).
+    """
     from streamdeblur.models import create_model
-    from streamdeblur.weights import find_default_weights
+    from streamdeblur.weights import find_default_weights, read_manifest
 
     rows = []
     for spec in list_models():
         params = sum(p.numel() for p in create_model(spec.name).parameters())
         weights = find_default_weights(spec)
+        entry = read_manifest(weights.parent).get(weights.name, {}) if weights else {}
         rows.append(
             {
                 "name": spec.name,
@@ -341,6 +347,9 @@ def models_command(as_json: bool) -> int:
                 "recurrent": spec.recurrent,
                 "input_multiple": spec.input_multiple,
                 "weights": str(weights) if weights else None,
+                "gain_db": entry.get("eval", {}).get("psnr", {}).get("gain"),
+                "gain_mild_db": entry.get("eval_mild", {}).get("psnr", {}).get("gain"),
+                "cpu_fps_640x360": entry.get("cpu_fps_640x360"),
                 "summary": spec.summary,
             }
         )
@@ -348,17 +357,20 @@ def models_command(as_json: bool) -> int:
         click.echo(json.dumps(rows, indent=2))
         return EXIT_OK
     table = Table(title="streamdeblur models")
-    for column in ("name", "params", "MACs/px", "GMAC@720p", "recurrent", "multiple", "weights"):
+    columns = ("name", "params", "MACs/px", "recurrent", "weights", "gain dB", "gain mild", "CPU fps 360p")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("name", "weights") else "right")
+    figure = lambda value, fmt: "" if value is None else format(value, fmt)  # noqa: E731
     for r in rows:
         table.add_row(
             r["name"],
             f"{r['params'] / 1e6:.2f} M",
             f"{r['macs_per_pixel'] / 1e3:.0f} k",
-            f"{r['macs_per_pixel'] * 1280 * 720 / 1e9:.0f}",
             "yes" if r["recurrent"] else "no",
-            str(r["input_multiple"]),
             "[green]yes[/]" if r["weights"] else "[dim]none[/]",
+            figure(r["gain_db"], "+.2f"),
+            figure(r["gain_mild_db"], "+.2f"),
+            figure(r["cpu_fps_640x360"], ".1f"),
         )
     console = Console()
     console.print(table)

@@ -28,6 +28,7 @@ class Recipe:
     `level_targets(sharp, size)` gives the ground truth of each level for a per-level loss
     through the model's `forward_levels` (the finest level at `size`); None: one loss on the
     output. `channels_last` is for CUDA training (UHDVD's patch tiling needs NCHW maps).
+    `clip_grad` caps a step's gradient norm: one odd batch cannot throw the weights off.
     """
 
     lr: float = 1e-4
@@ -39,6 +40,7 @@ class Recipe:
     blur: str = "default"
     level_targets: Callable[[torch.Tensor, tuple[int, int]], list[torch.Tensor]] | None = None
     channels_last: bool = True
+    clip_grad: float | None = None  # max global gradient norm per step (None: no clipping)
 
 
 @dataclass(frozen=True)

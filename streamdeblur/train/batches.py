@@ -57,8 +57,20 @@ class Batches:
             frames = [np.repeat(s.sharp, config.frames, 0) if s.still else s.sharp for s in samples]
             sharp = self._upload(np.stack(frames))
         g = torch.Generator(self.device).manual_seed(_step_seed(config.seed, step))
-        blur = self.blurs[np.random.default_rng([config.seed, step, 1]).choice(len(self.blurs), p=self.blur_weights)]
-        return synthesize(sharp, blur, config.frames, (config.crop, config.crop), g)
+        # each sample draws its preset from the mix: every batch holds about the mix's shares,
+        # so the gradient's scale does not jump from step to step (Adam diverged when whole
+        # steps of unmoved frames alternated with whole steps of strong blur)
+        kinds = np.random.default_rng([config.seed, step, 1]).choice(len(self.blurs), len(samples), p=self.blur_weights)
+        groups = [np.flatnonzero(kinds == k) for k in range(len(self.blurs))]
+        size = (config.crop, config.crop)
+        pairs = [
+            synthesize(sharp[torch.from_numpy(idx).to(sharp.device)], self.blurs[k], config.frames, size, g)
+            for k, idx in enumerate(groups)
+            if idx.size
+        ]
+        order = torch.from_numpy(np.argsort(np.concatenate(groups))).to(sharp.device)
+        blurry, target = (torch.cat(parts)[order] for parts in zip(*pairs))
+        return blurry, target
 
     def _upload(self, array: np.ndarray) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] → float [B, T, 3, H, W] in [0, 1] on the device."""

@@ -247,6 +247,8 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.recipe.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad)
         self.optimizer.step()
         self.step += 1
         if self.ema is not None:
@@ -407,6 +409,7 @@ class Trainer:
                 "frames": config.frames,
                 "lr": config.lr,
                 "lr_min": self.recipe.lr_min,
+                "clip_grad": self.recipe.clip_grad,
                 "schedule": "cosine",
                 "loss": config.loss,
                 "blur": config.blur,
