@@ -1,6 +1,6 @@
 """Deblurring models, registered by name (see `registry`)."""
 
-from streamdeblur.models import msdeblur, rt_focuser, uhdvd  # noqa: F401  (registers the models)
+from streamdeblur.models import mrfnet, msdeblur, rt_focuser, uhdvd  # noqa: F401  (registers the models)
 from streamdeblur.models.registry import (
     DeblurModel,
     ModelSpec,

@@ -108,7 +108,7 @@ class MultiScaleDeblur(DeblurModel):
     def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_levels(x)[-1]
 
-    def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_levels(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every level's output, coarsest first; the last is the result at the input's size."""
         h, w = x.shape[-2:]
         padded = _pad(x, self.multiple)

@@ -20,14 +20,18 @@ from streamdeblur.errors import UsageError
 from streamdeblur.models.formats import CheckpointFormat
 
 
+PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LevelLoss = Callable[[list[torch.Tensor], torch.Tensor, PixelLoss], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a model is trained: `streamdeblur train` fills the options left unset from it.
 
     `blur` is a preset or a mix (`default:0.6,mild:0.3,still:0.1`, see `train.synth.blur_mix`).
-    `level_targets(sharp, size)` gives the ground truth of each level for a per-level loss
-    through the model's `forward_levels` (the finest level at `size`); None: one loss on the
-    output. `channels_last` is for CUDA training (UHDVD's patch tiling needs NCHW maps).
+    `level_loss(levels, sharp, pixel)` is a loss on every level of the model's
+    `forward_levels` (with `pixel`, the run's pixel loss), returning the total and its
+    terms for the log; None: one `pixel` loss on the clamped output. `channels_last` is for CUDA training (UHDVD's patch tiling needs NCHW maps).
     `clip_grad` caps a step's gradient norm: one odd batch cannot throw the weights off.
     """
 
@@ -38,7 +42,7 @@ class Recipe:
     frames: int = 1
     loss: str = "mse"
     blur: str = "default"
-    level_targets: Callable[[torch.Tensor, tuple[int, int]], list[torch.Tensor]] | None = None
+    level_loss: LevelLoss | None = None
     channels_last: bool = True
     clip_grad: float | None = None  # max global gradient norm per step (None: no clipping)
 
@@ -87,6 +91,14 @@ class DeblurModel(nn.Module):
 
     def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def forward_levels(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every level's output, for a recipe's `level_loss` (models that have levels)."""
+        raise NotImplementedError(f"{type(self).__name__} has no levels")
+
+    def output_from_levels(self, levels: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """`forward`'s result from `forward_levels`' list, for an input of `size` (h, w)."""
+        raise NotImplementedError(f"{type(self).__name__} has no levels")
 
     def for_inference(self) -> nn.Module:
         """An eval-mode module computing the same function faster (e.g. BatchNorm folded).

@@ -22,7 +22,7 @@ from torch import nn
 
 from streamdeblur.errors import WeightsError
 from streamdeblur.models.formats import CheckpointFormat, StateDict, load_pickled_state_dict
-from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
+from streamdeblur.models.registry import DeblurModel, ModelSpec, PixelLoss, Recipe, register_model
 
 Grid = tuple[int, int]  # (rows, cols) of patches
 GRIDS: tuple[Grid, ...] = ((1, 1), (2, 1), (2, 2), (4, 2))  # lv1 .. lv4
@@ -205,6 +205,9 @@ class UHDVD(DeblurModel):
         """
         return self.final_output(self.forward_levels(x, prev)[0], x.shape[-2:])
 
+    def output_from_levels(self, levels: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        return self.final_output(levels[0], size)
+
     @staticmethod
     def final_output(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """`forward`'s result from `forward_levels(x, prev)[0]`: resized to the input's (h, w)
@@ -280,7 +283,38 @@ RELEASE_DIR = CheckpointFormat(
 # models.md §1.6: Adam 1e-4, batch 1, crop 512, trained recurrently with the per-level loss
 # 0.7/0.15/0.1/0.05 (+ TV). Deviations for short runs on synthetic data: sequences of 4
 # frames instead of whole videos, a cosine schedule instead of step decay.
-RECIPE = Recipe(batch=1, crop=512, frames=4, level_targets=pil_pyramid, channels_last=False)
+LEVEL_WEIGHTS = (0.7, 0.15, 0.1, 0.05)  # lv1 (full) .. lv4 (1/8)
+TV_WEIGHT = 3.5e-8  # on the unnormalised TV sum of the lv1 output
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Sum of absolute neighbour differences per image (unnormalised, as UHDVD), batch mean."""
+    dh = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1)
+    dw = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).sum(1)
+    return (dh + dw).mean()
+
+
+def levels_loss(
+    levels: list[torch.Tensor], sharp: torch.Tensor, pixel: PixelLoss
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """§1.6: each level's output, downscaled x0.5, against the sharp frame at its scale.
+
+    `levels` are [Y, r2, r3, r4] from `UHDVD.forward_levels` (each at twice its level's
+    scale, in the -0.5 domain); the targets are `sharp` PIL-resized to full, 1/2, 1/4, 1/8.
+    Returns the weighted sum plus TV, and each term (detached) for the log.
+    """
+    targets = pil_pyramid(sharp, levels[1].shape[-2:])
+    total = TV_WEIGHT * total_variation(levels[0])
+    parts = {"tv": total.detach()}
+    for k, (level, target, weight) in enumerate(zip(levels, targets, LEVEL_WEIGHTS, strict=True)):
+        out = F.interpolate(level, scale_factor=0.5, mode="bilinear", align_corners=False) + 0.5
+        term = pixel(out, target)
+        parts[f"lv{k + 1}"] = term.detach()
+        total = total + weight * term
+    return total, parts
+
+
+RECIPE = Recipe(batch=1, crop=512, frames=4, level_loss=levels_loss, channels_last=False)
 
 SPEC = register_model(
     ModelSpec(

@@ -5,7 +5,7 @@
   with neural networks"): sharper edges than MSE at the same PSNR;
 - `freq`: L1 + 0.1 L1 of the 2-D spectrum (RT-Focuser v2's form): penalises the missing high
   frequencies that blur is made of.
-UHDVD's multi-level loss (models.md §1.6) is `levels_loss`.
+A model's per-level loss (UHDVD's, MRFNet's) is part of its recipe (`Recipe.level_loss`).
 
 They expect float32 tensors and autocast off: `recipes.batch_loss` calls them that way, so
 none of them runs in bf16 (SSIM's local variances are differences of near-equal numbers).
@@ -13,19 +13,15 @@ none of them runs in bf16 (SSIM's local variances are differences of near-equal 
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
 from streamdeblur.metrics import ssim
+from streamdeblur.models.registry import PixelLoss
 
-PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 SSIM_WEIGHT = 0.84
 FFT_WEIGHT = 0.1
-LEVEL_WEIGHTS = (0.7, 0.15, 0.1, 0.05)  # UHDVD: lv1 (full) .. lv4 (1/8)
-TV_WEIGHT = 3.5e-8  # UHDVD: on the unnormalised TV sum of the lv1 output
 
 
 def mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -42,29 +38,3 @@ def freq(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 PIXEL_LOSSES: dict[str, PixelLoss] = {"mse": mse, "l1-ssim": l1_ssim, "freq": freq}
-
-
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Sum of absolute neighbour differences per image (unnormalised, as UHDVD), batch mean."""
-    dh = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1)
-    dw = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).sum(1)
-    return (dh + dw).mean()
-
-
-def levels_loss(
-    levels: list[torch.Tensor], targets: list[torch.Tensor], pixel: PixelLoss
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """UHDVD: each level's output, downscaled x0.5, against the sharp frame at its scale.
-
-    `levels` are [Y, r2, r3, r4] from `UHDVD.forward_levels` (each at twice its level's
-    scale, in the -0.5 domain); `targets` the sharp pyramid at full, 1/2, 1/4, 1/8 in [0, 1].
-    Returns the weighted sum plus TV, and each term (detached) for the log.
-    """
-    total = TV_WEIGHT * total_variation(levels[0])
-    parts = {"tv": total.detach()}
-    for k, (level, target, weight) in enumerate(zip(levels, targets, LEVEL_WEIGHTS, strict=True)):
-        out = F.interpolate(level, scale_factor=0.5, mode="bilinear", align_corners=False) + 0.5
-        term = pixel(out, target)
-        parts[f"lv{k + 1}"] = term.detach()
-        total = total + weight * term
-    return total, parts

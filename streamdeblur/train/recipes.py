@@ -1,7 +1,7 @@
 """The loss of one training batch, by the model's recipe (`ModelSpec.recipe`).
 
 Single-frame models see a batch of B*T frames; recurrent ones run each sequence in order;
-a recipe with `level_targets` (UHDVD) takes the loss at every level of `forward_levels`.
+a recipe with a `level_loss` (UHDVD, MRFNet) takes it on every level of `forward_levels`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe
-from streamdeblur.train.losses import PixelLoss, levels_loss
+from streamdeblur.train.losses import PixelLoss
 
 
 def batch_loss(
@@ -32,13 +32,14 @@ def batch_loss(
     outputs = _forward(model, spec, recipe, blurry, channels_last)
     with torch.autocast(blurry.device.type, enabled=False):
         if not spec.recurrent:
+            if recipe.level_loss:
+                return recipe.level_loss([level.float() for level in outputs[0]], sharp.flatten(0, 1), pixel)
             return pixel(outputs[0].float().clamp(0, 1), sharp.flatten(0, 1)), {}
         total, parts = torch.zeros((), device=blurry.device), {}
         for t, out in enumerate(outputs):
             y = sharp[:, t]
-            if recipe.level_targets:
-                levels = [level.float() for level in out]
-                loss, terms = levels_loss(levels, recipe.level_targets(y, levels[1].shape[-2:]), pixel)
+            if recipe.level_loss:
+                loss, terms = recipe.level_loss([level.float() for level in out], y, pixel)
             else:
                 loss, terms = pixel(out.float().clamp(0, 1), y), {}
             total = total + loss / len(outputs)
@@ -49,17 +50,18 @@ def batch_loss(
 
 def _forward(model: DeblurModel, spec: ModelSpec, recipe: Recipe, blurry: torch.Tensor, channels_last: bool) -> list:
     """The model's outputs for a batch: one tensor [B*T, 3, h, w] for single-frame models;
-    per frame, the output (or with `level_targets`, `forward_levels`' list) for recurrent ones."""
+    per frame, the output for recurrent ones; with a `level_loss`, `forward_levels`' lists."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if not spec.recurrent:
-        return [model(blurry.flatten(0, 1).contiguous(memory_format=fmt))]
+        x = blurry.flatten(0, 1).contiguous(memory_format=fmt)
+        return [model.forward_levels(x) if recipe.level_loss else model(x)]
     outputs, prev = [], None
     for t in range(blurry.shape[1]):
         x = blurry[:, t].contiguous(memory_format=fmt)
-        if recipe.level_targets:
+        if recipe.level_loss:
             levels = model.forward_levels(x, prev)
             outputs.append(levels)
-            out = model.final_output(levels[0], x.shape[-2:])
+            out = model.output_from_levels(levels, x.shape[-2:])
         else:
             out = model(x, prev)
             outputs.append(out)
