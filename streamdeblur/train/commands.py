@@ -7,6 +7,7 @@ Both talk to the user on stderr (rich progress, a summary table) and keep stdout
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -18,8 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+import torch
 
 from streamdeblur import hardware
+from streamdeblur.denoise import DENOISERS
 from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.hardware import PRECISIONS
 from streamdeblur.models import model_names
@@ -266,6 +269,14 @@ def eval_options(fn: Callable) -> Callable:
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
             ),
             click.option("--crop", default=None, type=click.IntRange(16), help="Centre crops of this size."),
+            click.option(
+                "--denoise",
+                default="none",
+                show_default=True,
+                type=click.Choice(["none", *DENOISERS]),
+                help="Denoise the blurry input before the model, as a run's --denoise does (on the CPU).",
+            ),
+            click.option("--denoise-strength", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True)),
             click.option("--max-clips", default=None, type=click.IntRange(1), help="Clips per dataset."),
             click.option("--max-frames", default=None, type=click.IntRange(1), help="Frames per clip."),
             click.option("--device", default="auto", show_default=True),
@@ -279,7 +290,11 @@ def eval_options(fn: Callable) -> Callable:
 
 
 def eval_from_options(o: dict[str, Any]) -> int:
-    options = EvalOptions(**{k: o[k] for k in ("blur", "seed", "frames", "crop", "max_clips", "max_frames")})
+    denoise = None if o["denoise"] == "none" else DENOISERS[o["denoise"]]
+    options = EvalOptions(
+        **{k: o[k] for k in ("blur", "seed", "frames", "crop", "max_clips", "max_frames")},
+        denoise=denoise and functools.partial(denoise, strength=o["denoise_strength"], device=torch.device("cpu")),
+    )
     return run_eval(
         o["model"], o["weights"], list(o["data"]), o["split"], options, o["device"], o["precision"], o["average"],
         o["as_json"], o["output"], o["quiet"],

@@ -42,6 +42,7 @@ class EvalOptions:
     crop: int | None = None  # centre crop (square), for quick runs on big frames
     max_clips: int | None = None  # per dataset
     max_frames: int | None = None  # per clip
+    denoise: Callable[[np.ndarray], np.ndarray] | None = None  # before the model, as --denoise runs it
 
 
 def clip_seed(seed: int, name: str) -> int:
@@ -226,7 +227,7 @@ def evaluate(
             clip_rows = []
             for index, frame in enumerate(frames):
                 start = time.perf_counter()
-                output = runner(frame.blurry)
+                output = runner(options.denoise(frame.blurry) if options.denoise else frame.blurry)
                 ms = 1000 * (time.perf_counter() - start)
                 metrics = {**frame.inputs, **output_metrics(output, frame.sharp)}
                 clip_rows.append({"clip": name, "frame": index, "ms": ms, "timed": warm, **metrics})

@@ -78,6 +78,9 @@ PRESETS = {
         jpeg_quality=(85, 95),
     ),
     "strong": BlurConfig(pan=(4.0, 32.0), pan_prob=0.8, shake=(2.0, 10.0), rotation=1.0, exposure=(0.5, 1.0)),
+    # The default blur on a small, dim sensor: about 4x the shot and read noise (for
+    # measuring whether a denoiser before the model helps, docs/benchmarks.md).
+    "noisy": BlurConfig(shot_noise=(0.004, 0.008), read_noise=(0.004, 0.008), jpeg_prob=0.0),
 }
 
 
