@@ -18,7 +18,6 @@ import time
 import torch
 
 from streamdeblur.hardware import tune_allocator
-from streamdeblur.models import create_model
 from streamdeblur.weights import load_model
 
 

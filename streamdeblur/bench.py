@@ -46,7 +46,9 @@ def run_bench(
         hardware.set_threads(threads)
     dev = hardware.resolve_device(device)
     prec = hardware.resolve_precision(precision, dev)
-    choice = hardware.choose_model(model, dev, size, prec, has_weights=lambda spec: find_default_weights(spec) is not None)
+    choice = hardware.choose_model(
+        model, dev, size, prec, has_weights=lambda spec: find_default_weights(spec) is not None
+    )
     spec = get_spec(choice.name)
     net = create_model(spec.name).for_inference().to(dev, DTYPES[prec])
     w, h = size

@@ -28,7 +28,6 @@ WEIGHTS_ENV = "STREAMDEBLUR_WEIGHTS"
 MANIFEST = "manifest.json"
 
 
-
 def search_dirs() -> list[Path]:
     """Where default weights are looked for, in order."""
     env = [Path(os.environ[WEIGHTS_ENV])] if os.environ.get(WEIGHTS_ENV) else []

@@ -135,9 +135,7 @@ def test_prepared_frames_give_the_same_figures(paired: Path, weights: dict, tmp_
     for i in range(2):
         write_png(tmp_path / f"p{i}.png", cv2.resize(texture(50, 40, seed=i), (100, 80)))
     spec = get_spec("rt-focuser")
-    runner = ModelRunner(
-        load_model(spec.name, weights[spec.name]).for_inference(), spec, torch.device("cpu"), "fp32"
-    )
+    runner = ModelRunner(load_model(spec.name, weights[spec.name]).for_inference(), spec, torch.device("cpu"), "fp32")
     datasets = [open_dataset(str(paired), "all"), open_dataset(f"sharp:{tmp_path}", "all")]
     options = EvalOptions(crop=24, frames=2)
     prepared = prepare(datasets, options)

@@ -15,7 +15,6 @@ from test_models import PARITY_DB, psnr, read_rgb
 from test_weights import assert_same_weights, fake_uhdvd_release
 
 from streamdeblur import weights
-from streamdeblur.models import create_model
 from streamdeblur.weights import load_model
 
 

@@ -39,7 +39,9 @@ def test_scale_refinement_loss_compares_each_path_at_its_scale() -> None:
     assert torch.allclose(levels[0], model(x))
     total, parts = scale_refinement_loss(levels, sharp, PIXEL_LOSSES["mse"])
     assert set(parts) == {"out", *(f"x1/{s}" for s in SCALES)}
-    expected = LEVEL_WEIGHTS[0] * parts["out"] + sum(w * parts[f"x1/{s}"] for s, w in zip(SCALES, LEVEL_WEIGHTS[1:]))
+    expected = LEVEL_WEIGHTS[0] * parts["out"] + sum(
+        w * parts[f"x1/{s}"] for s, w in zip(SCALES, LEVEL_WEIGHTS[1:], strict=True)
+    )
     assert torch.allclose(total, expected)
     total.backward()  # every path's scale output gets a gradient
     assert all(aux.weight.grad is not None and aux.weight.grad.abs().sum() > 0 for aux in model.aux)

@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from streamdeblur import weights
 from streamdeblur.errors import WeightsError
-from streamdeblur.models import create_model, get_spec
+from streamdeblur.models import get_spec
 from streamdeblur.models.rt_focuser import RTFocuser
 from streamdeblur.models.uhdvd import RELEASE_FILES, UHDVD
 from streamdeblur.weights import load_model

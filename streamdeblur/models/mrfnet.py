@@ -144,10 +144,12 @@ class MRFNet(DeblurModel):
         super().__init__()
         light = variant.light_rcu
         self.stem = nn.Conv2d(3 * SCALES[0] ** 2, WIDTHS[0], 3, padding=1)
-        self.down = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(WIDTHS, WIDTHS[1:]))
+        self.down = nn.ModuleList(
+            nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(WIDTHS, WIDTHS[1:], strict=False)
+        )
         self.encode = nn.ModuleList(RCU(c, light) for c in WIDTHS)
         coarser = (*WIDTHS[1:], None)
-        self.paths = nn.ModuleList(Path(c, nxt, light) for c, nxt in zip(WIDTHS, coarser))
+        self.paths = nn.ModuleList(Path(c, nxt, light) for c, nxt in zip(WIDTHS, coarser, strict=True))
         self.head = MRFUnit(WIDTHS[0], WIDTHS[1], variant)
         self.aux = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in WIDTHS)  # the scale refinement outputs
         self.multiple = SCALES[-1]
@@ -157,7 +159,7 @@ class MRFNet(DeblurModel):
         h, w = x.shape[-2:]
         padded = F.pad(x, (0, -w % self.multiple, 0, -h % self.multiple), mode="replicate")
         features = [self.encode[0](self.stem(F.pixel_unshuffle(padded, SCALES[0])))]
-        for down, rcu in zip(self.down, self.encode[1:]):
+        for down, rcu in zip(self.down, self.encode[1:], strict=True):
             features.append(rcu(down(features[-1])))
         refined: list[torch.Tensor] = [None] * len(features)  # type: ignore[list-item]
         coarser = None
@@ -174,7 +176,7 @@ class MRFNet(DeblurModel):
         """[output, path 1/4, 1/8, 1/16, 1/32]: each path's image estimate at its scale."""
         padded, refined = self._paths(x)
         levels = [(padded + self.head(refined[0], refined[1]))[..., : x.shape[-2], : x.shape[-1]]]
-        for scale, feature, aux in zip(SCALES, refined, self.aux):
+        for scale, feature, aux in zip(SCALES, refined, self.aux, strict=True):
             levels.append(F.avg_pool2d(padded, scale) + aux(feature))
         return levels
 
@@ -196,7 +198,7 @@ def scale_refinement_loss(
     parts = {"out": total.detach()}
     h, w = sharp.shape[-2:]
     padded = F.pad(sharp, (0, -w % SCALES[-1], 0, -h % SCALES[-1]), mode="replicate")
-    for scale, level, weight in zip(SCALES, levels[1:], LEVEL_WEIGHTS[1:]):
+    for scale, level, weight in zip(SCALES, levels[1:], LEVEL_WEIGHTS[1:], strict=True):
         term = F.mse_loss(level, F.avg_pool2d(padded, scale))
         parts[f"x1/{scale}"] = term.detach()
         total = total + weight * term

@@ -116,7 +116,7 @@ class MultiScaleDeblur(DeblurModel):
         for _ in range(SCALES - 1):
             pyramid.insert(0, F.avg_pool2d(pyramid[0], 2))
         outputs, estimate = [], pyramid[0]
-        for scale, blurry in zip(self.scales, pyramid):
+        for scale, blurry in zip(self.scales, pyramid, strict=True):
             if estimate.shape[-2:] != blurry.shape[-2:]:
                 estimate = F.interpolate(estimate, size=blurry.shape[-2:], mode="bilinear", align_corners=False)
             estimate = scale(blurry, estimate)

@@ -19,7 +19,6 @@ from torch import nn
 from streamdeblur.errors import UsageError
 from streamdeblur.models.formats import CheckpointFormat
 
-
 PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LevelLoss = Callable[[list[torch.Tensor], torch.Tensor, PixelLoss], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -31,7 +30,8 @@ class Recipe:
     `blur` is a preset or a mix (`default:0.6,mild:0.3,still:0.1`, see `train.synth.blur_mix`).
     `level_loss(levels, sharp, pixel)` is a loss on every level of the model's
     `forward_levels` (with `pixel`, the run's pixel loss), returning the total and its
-    terms for the log; None: one `pixel` loss on the clamped output. `channels_last` is for CUDA training (UHDVD's patch tiling needs NCHW maps).
+    terms for the log; None: one `pixel` loss on the clamped output. `channels_last` is for
+    CUDA training (UHDVD's patch tiling needs NCHW maps).
     `clip_grad` caps a step's gradient norm: one odd batch cannot throw the weights off.
     """
 

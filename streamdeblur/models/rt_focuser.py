@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streamdeblur.models.formats import PICKLED_STATE_DICT
 from streamdeblur.models.layers import (
     bn_affine,
     fold_bn_before,
     fuse_for_inference,
     pad_to_multiple,
 )
-from streamdeblur.models.formats import PICKLED_STATE_DICT
 from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
 
 

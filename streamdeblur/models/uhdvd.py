@@ -262,7 +262,9 @@ def load_release_dir(path: Path) -> StateDict:
         raise WeightsError(f"{path} is one file of the UHDVD release; pass its directory {path.parent}")
     missing = [name for name in RELEASE_FILES if not (path / name).is_file()]
     if len(missing) == len(RELEASE_FILES):
-        raise WeightsError(f"{path} is a directory but not a UHDVD release (no {{encoder,decoder}}_lv{{1..4}}.pkl in it)")
+        raise WeightsError(
+            f"{path} is a directory but not a UHDVD release (no {{encoder,decoder}}_lv{{1..4}}.pkl in it)"
+        )
     if missing:
         raise WeightsError(f"{path} is not a complete UHDVD release directory: missing {', '.join(missing)}")
     state: StateDict = {}

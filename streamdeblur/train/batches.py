@@ -69,7 +69,7 @@ class Batches:
             if idx.size
         ]
         order = torch.from_numpy(np.argsort(np.concatenate(groups))).to(sharp.device)
-        blurry, target = (torch.cat(parts)[order] for parts in zip(*pairs))
+        blurry, target = (torch.cat(parts)[order] for parts in zip(*pairs, strict=True))
         return blurry, target
 
     def _upload(self, array: np.ndarray) -> torch.Tensor:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import torch
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-import torch
 
 from streamdeblur import hardware
 from streamdeblur.denoise import DENOISERS

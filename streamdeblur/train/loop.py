@@ -144,7 +144,8 @@ class Trainer:
         # their own generators and no layer is random, so checkpoints hold no RNG state.
         torch.manual_seed(config.seed)
         # --init weights start a run; a resumed one gets all its weights from the checkpoint
-        start = weights.load_model(config.model, config.init) if config.init and not resume_from else create_model(config.model)
+        fresh = not config.init or resume_from
+        start = create_model(config.model) if fresh else weights.load_model(config.model, config.init)
         self.model = start.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

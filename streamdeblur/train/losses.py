@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from streamdeblur.metrics import ssim
 from streamdeblur.models.registry import PixelLoss
 
-
 SSIM_WEIGHT = 0.84
 FFT_WEIGHT = 0.1
 
