@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange codes.
 SPC_BT709, SPC_SMPTE170M = 1, 6
@@ -107,21 +107,47 @@ def rgb_format(bit_depth: int) -> str:
     return "rgb24" if bit_depth <= 8 else "rgb48le"
 
 
-def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo, bit_depth: int) -> np.ndarray:
-    """H x W x 3 RGB (uint8, or uint16 for deep sources) using the stream's matrix and range."""
+def frame_to_rgb(
+    frame: av.VideoFrame, colour: ColourInfo, bit_depth: int, reformatter: VideoReformatter | None = None
+) -> np.ndarray:
+    """H x W x 3 RGB (uint8, or uint16 for deep sources) using the stream's matrix and range.
+
+    Pass one `reformatter` per stream (see `new_reformatter`), used by one thread only.
+    """
     if frame.format.name in ("rgb24", "rgb48le"):
         return frame.to_ndarray()
-    return frame.to_ndarray(
-        format=rgb_format(bit_depth), src_colorspace=colour.sws_matrix, src_color_range=colour.sws_range
-    )
+    convert = {
+        "format": rgb_format(bit_depth),
+        "src_colorspace": colour.sws_matrix,
+        "src_color_range": colour.sws_range,
+    }
+    if reformatter is None:
+        return frame.to_ndarray(**convert)
+    return reformatter.reformat(frame, **convert).to_ndarray()
 
 
-def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoFrame:
-    """An encoder-ready frame in `pix_fmt`, converted with and tagged by `colour`."""
+def rgb_to_frame(
+    image: np.ndarray, pix_fmt: str, colour: ColourInfo, reformatter: VideoReformatter | None = None
+) -> av.VideoFrame:
+    """An encoder-ready frame in `pix_fmt`, converted with and tagged by `colour` (with the
+    stream's own `reformatter`, as in `frame_to_rgb`)."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=rgb_format(image.itemsize * 8))
-    out = frame.reformat(format=pix_fmt, dst_colorspace=colour.sws_matrix, dst_color_range=colour.sws_range)
+    convert = {"format": pix_fmt, "dst_colorspace": colour.sws_matrix, "dst_color_range": colour.sws_range}
+    out = reformatter.reformat(frame, **convert) if reformatter is not None else frame.reformat(**convert)
     tag_colour(out, colour)
     return out
+
+
+def new_reformatter() -> VideoReformatter:
+    """A pixel-format converter to reuse for every frame of one stream.
+
+    `VideoFrame.to_ndarray(format=...)` and `VideoFrame.reformat` make a new converter for
+    each frame, so swscale sets itself up again and starts and ends its slice threads (one
+    per core) for every frame converted: four threads created per frame of a file job, with
+    their stacks page-faulted in each time (issue #13; docs/benchmarks.md). One converter per
+    stream keeps its set-up and threads; its output is the same, byte for byte.
+    """
+    return VideoReformatter()
 
 
 def tag_colour(target: av.video.codeccontext.VideoCodecContext | av.VideoFrame, colour: ColourInfo) -> None:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import OutputError, UsageError
+from streamdeblur.io.colour import new_reformatter
 from streamdeblur.io.containers import H264, choose_pix_fmt, video_encoder
 from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import EncodeOptions, Sink, VideoFileSink, add_video_stream, check_output, encode_frame
@@ -121,6 +122,7 @@ class StreamSink(Sink):
         codec = video_encoder(options.codec or H264)
         self.pix_fmt = choose_pix_fmt(codec, info)
         self.colour = info.colour
+        self._reformatter = new_reformatter()  # one for the stream: no swscale set-up and threads per frame
         container_options = {"rtsp_transport": "tcp"} if STREAM_FORMATS[scheme] == "rtsp" else {}
         opts = {"crf": str(options.crf), "g": str(max(1, round(info.fps)))}
         if codec.name in ("libx264", "libx265"):
@@ -143,7 +145,7 @@ class StreamSink(Sink):
         if self.failed:
             return
         try:
-            self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.colour))
+            self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.colour, self._reformatter))
         except (av.FFmpegError, OSError) as err:
             self.failed = f"{self.url}: publishing failed ({_reason(err)})"
 

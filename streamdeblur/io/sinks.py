@@ -14,9 +14,10 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from streamdeblur.errors import OutputError, UsageError
-from streamdeblur.io.colour import ColourInfo, rgb_to_frame, tag_colour
+from streamdeblur.io.colour import ColourInfo, new_reformatter, rgb_to_frame, tag_colour
 from streamdeblur.io.containers import (
     check_codec,
     choose_encoder,
@@ -89,6 +90,7 @@ class VideoFileSink(Sink):
         self.warnings = []
         self._temp = partial_path(path)
         self._video_end: float | None = None  # seconds: where the last frame written ends
+        self._reformatter = new_reformatter()  # one for the stream: no swscale set-up and threads per frame
         codec = choose_encoder(options.codec, path, info)
         self.pix_fmt = choose_pix_fmt(codec, info)
         if loses_depth(self.pix_fmt, info):
@@ -141,7 +143,7 @@ class VideoFileSink(Sink):
         self._video_end = frame.time + 1 / float(self.info.fps)
         try:
             self._mux_passthrough(self._video_end)
-            self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.info.colour))
+            self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.info.colour, self._reformatter))
         except av.FFmpegError as err:
             raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
 
@@ -269,9 +271,16 @@ def add_video_stream(
     return stream
 
 
-def encode_frame(stream: av.video.stream.VideoStream, frame: Frame, pix_fmt: str, colour: ColourInfo) -> list:
-    """The packets of one frame, converted to `pix_fmt` with `colour` and keeping its pts."""
-    video_frame = rgb_to_frame(frame.image, pix_fmt, colour)
+def encode_frame(
+    stream: av.video.stream.VideoStream,
+    frame: Frame,
+    pix_fmt: str,
+    colour: ColourInfo,
+    reformatter: VideoReformatter | None = None,
+) -> list:
+    """The packets of one frame, converted to `pix_fmt` with `colour` (by the stream's own
+    `reformatter`: `colour.new_reformatter`) and keeping its pts."""
+    video_frame = rgb_to_frame(frame.image, pix_fmt, colour, reformatter)
     video_frame.pts, video_frame.time_base = frame.pts, frame.time_base
     return stream.encode(video_frame)
 

@@ -23,7 +23,15 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import InputError
-from streamdeblur.io.colour import RANGE_FULL, ColourInfo, frame_bit_depth, frame_to_rgb, resolve_colour, stream_colour
+from streamdeblur.io.colour import (
+    RANGE_FULL,
+    ColourInfo,
+    frame_bit_depth,
+    frame_to_rgb,
+    new_reformatter,
+    resolve_colour,
+    stream_colour,
+)
 from streamdeblur.io.damage import Damage, DamageWatch
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.orientation import display_matrix, exif_orientation, upright
@@ -183,6 +191,7 @@ class VideoFileSource(Source):
         index = 0
         last_pts: int | None = None
         by_index = self.container.format.name in NO_PTS_FORMATS
+        reformatter = new_reformatter()  # one for the stream: no swscale set-up and threads per frame
         watch = DamageWatch(
             start=(self.container.start_time or 0) / av.time_base,
             duration=(self.container.duration or 0) / av.time_base,
@@ -197,7 +206,7 @@ class VideoFileSource(Source):
             for decoded in decoded_frames:
                 pts = self._presentation_pts(decoded.pts, index, step, last_pts, by_index)
                 last_pts = pts
-                image = frame_to_rgb(decoded, info.colour, info.bit_depth)
+                image = frame_to_rgb(decoded, info.colour, info.bit_depth, reformatter)
                 yield Frame(index, image, pts, info.time_base, display_matrix=display_matrix(decoded))
                 index += 1
         self.read_to_end = True

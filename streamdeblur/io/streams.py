@@ -38,6 +38,7 @@ from streamdeblur.io.colour import (
     frame_bit_depth,
     frame_colour,
     frame_to_rgb,
+    new_reformatter,
     resolve_colour,
     stream_colour,
 )
@@ -123,12 +124,13 @@ class AVCapture(Capture):
 
     def images(self) -> Iterator[tuple[np.ndarray, float]]:
         start: float | None = None
+        reformatter = new_reformatter()  # one for the stream: no swscale set-up and threads per frame
         for packet in self.container.demux(self.stream):
             began = time.perf_counter()
             for frame in packet.decode():
                 if self.colour is None:  # the stream did not say before decoding: the first frame does
                     self.colour = frame_colour(frame)
-                image = frame_to_rgb(frame, self.colour, self.bit_depth)
+                image = frame_to_rgb(frame, self.colour, self.bit_depth, reformatter)
                 seconds = time.perf_counter() - began
                 if self.paced and frame.time is not None:
                     now = time.monotonic()
