@@ -193,8 +193,9 @@ def scale_refinement_loss(
     levels: list[torch.Tensor], sharp: torch.Tensor, pixel: PixelLoss
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The paper's loss: a weighted L2 of each path's output against the sharp image at its
-    scale (average-pooled), plus the run's pixel loss on the clamped full-size output."""
-    total = LEVEL_WEIGHTS[0] * pixel(levels[0].clamp(0, 1), sharp)
+    scale (average-pooled), plus the run's pixel loss on the full-size output (unclamped,
+    so that outputs outside [0, 1] are pulled back)."""
+    total = LEVEL_WEIGHTS[0] * pixel(levels[0], sharp)
     parts = {"out": total.detach()}
     h, w = sharp.shape[-2:]
     padded = F.pad(sharp, (0, -w % SCALES[-1], 0, -h % SCALES[-1]), mode="replicate")
@@ -213,6 +214,7 @@ RECIPE = Recipe(
     loss="l1-ssim",
     blur="default:0.6,mild:0.3,still:0.1",
     clip_grad=1.0,
+    clamp_output=False,
     level_loss=scale_refinement_loss,
 )
 

@@ -45,6 +45,7 @@ class Recipe:
     level_loss: LevelLoss | None = None
     channels_last: bool = True
     clip_grad: float | None = None  # max global gradient norm per step (None: no clipping)
+    clamp_output: bool = True  # the pixel loss sees the output clamped to [0, 1]
 
 
 @dataclass(frozen=True)

@@ -34,18 +34,25 @@ def batch_loss(
         if not spec.recurrent:
             if recipe.level_loss:
                 return recipe.level_loss([level.float() for level in outputs[0]], sharp.flatten(0, 1), pixel)
-            return pixel(outputs[0].float().clamp(0, 1), sharp.flatten(0, 1)), {}
+            return pixel(_clamped(outputs[0].float(), recipe), sharp.flatten(0, 1)), {}
         total, parts = torch.zeros((), device=blurry.device), {}
         for t, out in enumerate(outputs):
             y = sharp[:, t]
             if recipe.level_loss:
                 loss, terms = recipe.level_loss([level.float() for level in out], y, pixel)
             else:
-                loss, terms = pixel(out.float().clamp(0, 1), y), {}
+                loss, terms = pixel(_clamped(out.float(), recipe), y), {}
             total = total + loss / len(outputs)
             for key, value in terms.items():
                 parts[key] = parts.get(key, 0) + value / len(outputs)
     return total, parts
+
+
+def _clamped(out: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """The output as the loss sees it: clamped to [0, 1] where the recipe says so (the
+    product clamps what it writes; but a clamped pixel passes no gradient, so a model
+    whose outputs all left the range could never come back)."""
+    return out.clamp(0, 1) if recipe.clamp_output else out
 
 
 def _forward(model: DeblurModel, spec: ModelSpec, recipe: Recipe, blurry: torch.Tensor, channels_last: bool) -> list:
