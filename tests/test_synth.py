@@ -161,5 +161,5 @@ def test_foreground_moves_on_its_own() -> None:
 
 def test_unknown_preset_is_a_usage_error() -> None:
     assert synth.preset("mild") is synth.PRESETS["mild"]
-    with pytest.raises(UsageError, match="unknown blur preset 'nope' \\(use default, mild, strong\\)"):
+    with pytest.raises(UsageError, match="unknown blur preset 'nope' \\(use default, mild, strong, noisy\\)"):
         synth.preset("nope")
