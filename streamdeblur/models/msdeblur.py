@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streamdeblur.models.layers import fuse_for_inference, pad_to_multiple
 from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
 
 SCALES = 3  # 1/4, 1/2, 1
@@ -113,7 +114,7 @@ class MultiScaleDeblur(DeblurModel):
     def forward_levels(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every level's output, coarsest first; the last is the result at the input's size."""
         h, w = x.shape[-2:]
-        padded = _pad(x, self.multiple)
+        padded = pad_to_multiple(x, self.multiple)
         pyramid = [padded]
         for _ in range(SCALES - 1):
             pyramid.insert(0, F.avg_pool2d(pyramid[0], 2))
@@ -127,19 +128,7 @@ class MultiScaleDeblur(DeblurModel):
         return outputs
 
     def for_inference(self) -> nn.Module:
-        from streamdeblur.models.layers import fuse_for_inference
-
         return fuse_for_inference(copy.deepcopy(self).eval())
-
-
-def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad bottom and right to a multiple (replicate where the frame is too small)."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def macs_per_pixel(width: Width) -> float:
