@@ -361,10 +361,12 @@ def test_ray_local_cluster_gives_the_local_outputs(
     assert len(local) == len(remote) == 4
     # The video went through libx264: the model's outputs may differ by one level between a
     # Ray worker and this process (different thread counts sum in a different order), and
-    # the lossy encoder can turn that into larger local differences (up to 14 levels seen in
-    # CI); the lossless PNGs below hold the model's outputs to one level.
+    # the lossy encoder turns that into larger local differences (14 levels, mean 1.5 seen
+    # in CI), so the frames are compared as video quality (PSNR); the lossless PNGs below
+    # hold the model's outputs to one level.
     for a, b in zip(local, remote, strict=True):
-        assert np.abs(a.astype(int) - b.astype(int)).mean() <= 1
+        mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
+        assert mse == 0 or 10 * np.log10(255**2 / mse) >= 35
     for name in ("p0.png", "p1.png"):
         a, b = (cv2.imread(str(tmp_path / d / name)).astype(int) for d in ("local", "ray"))
         assert np.abs(a - b).max() <= 1
