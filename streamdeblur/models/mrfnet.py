@@ -26,13 +26,15 @@ Ablations (the paper's names, `create_model("mrfnet")` is the full model): `refi
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamdeblur.models.registry import DeblurModel, ModelSpec, PixelLoss, Recipe, register_model
+from streamdeblur.models import msdeblur
+from streamdeblur.models.registry import DeblurModel, ModelSpec, PixelLoss, register_model
 
 SCALES = (4, 8, 16, 32)  # the paths: 1/4 .. 1/32 of the frame
 LEVEL_WEIGHTS = (1.0, 0.5, 0.25, 0.125, 0.0625)  # the output, then the paths 1/4 .. 1/32
@@ -206,17 +208,8 @@ def scale_refinement_loss(
     return total, parts
 
 
-# Sized for CPU training like msdeblur's recipe (docs/mrfnet.md); the loss is the paper's.
-RECIPE = Recipe(
-    lr=5e-4,
-    batch=8,
-    crop=192,
-    loss="l1-ssim",
-    blur="default:0.6,mild:0.3,still:0.1",
-    clip_grad=1.0,
-    clamp_output=False,
-    level_loss=scale_refinement_loss,
-)
+# msdeblur's CPU recipe (docs/mrfnet.md), with the paper's scale refinement loss added.
+RECIPE = dataclasses.replace(msdeblur.RECIPE, level_loss=scale_refinement_loss)
 
 # (name, variant, MACs per pixel at 1280x720 as torch's FLOP counter counts them, rank for auto)
 ABLATIONS = (
