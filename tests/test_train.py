@@ -165,6 +165,16 @@ def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) ->
     assert (tmp_path / "run" / "eval.csv").read_text().splitlines()[0].startswith("step,psnr_input,psnr_output")
 
 
+def test_evaluates_every_blur_preset_of_the_mix(sharp_dir: Path, tmp_path: Path) -> None:
+    config = tiny(sharp_dir, steps=2, eval_data=None, eval_max=2, eval_crop=32, blur="default:0.5,mild:0.3,still:0.2")
+    summary = Trainer(config, RunOptions(tmp_path, "cpu")).run()
+    header, *rows = (tmp_path / "eval.csv").read_text().splitlines()
+    assert header.split(",")[-2:] == ["mild_psnr_gain", "mild_ssim_gain"] and len(rows) == 1
+    final = summary["evals"][-1]
+    assert final["psnr_gain"] == summary["final_eval"]["psnr"]["gain"]  # the first preset: default
+    assert math.isfinite(final["mild_psnr_gain"]) and final["mild_psnr_gain"] != final["psnr_gain"]
+
+
 @pytest.mark.slow
 def test_uhdvd_trains_recurrently_on_every_level(sharp_dir: Path, tmp_path: Path) -> None:
     config = tiny(sharp_dir, model="uhdvd", steps=1, batch=1, crop=128, frames=2, checkpoint_every=100)

@@ -201,7 +201,7 @@ def train_options(fn: Callable) -> Callable:
                 default=None,
                 metavar="PRESET[:W],...",
                 help=f"Synthetic blur: a preset ({', '.join(PRESETS)}) or a mix drawn per step, e.g. "
-                "default:0.6,mild:0.3,still:0.1 (still: unmoved frames); evaluations use the first [recipe].",
+                "default:0.6,mild:0.3,still:0.1 (still: unmoved frames); evaluated per preset, the first is the run's figure [recipe].",
             ),
             click.option(
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP

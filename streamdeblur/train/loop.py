@@ -135,10 +135,14 @@ class Trainer:
         self.channels_last = self.cuda and self.recipe.channels_last
         self.train_data = [open_dataset(spec, "train", config.average) for spec in config.data]
         self.eval_data = self._open_eval_data()
-        self.eval_options = EvalOptions(
-            blur=blur_mix(config.blur)[0][0], seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max
-        )
-        self._eval_set: EvalSet | list[Dataset] | None = None  # prepared at the first evaluation
+        # one evaluation per blur preset of the mix (`still` aside): the first is the run's
+        # figure; the others show whether nearly sharp frames are being damaged on the way
+        self.eval_options = [
+            EvalOptions(blur=name, seed=config.seed, crop=config.eval_crop, max_clips=config.eval_max)
+            for name, _ in blur_mix(config.blur)
+            if name != "still"
+        ]
+        self._eval_sets: dict[str, EvalSet | list[Dataset]] = {}  # prepared at the first evaluation
         self.batches = Batches(self.train_data, config, self.device)
         # The global generators only initialise the model: batches, blur and evaluation draw from
         # their own generators and no layer is random, so checkpoints hold no RNG state.
@@ -262,19 +266,23 @@ class Trainer:
         model.load_state_dict({k: v.cpu() for k, v in (self.ema or self.model.state_dict()).items()})
         return model.eval()
 
-    def _evaluate(self, model: torch.nn.Module, precision: str) -> dict[str, Any]:
-        """Evaluate `model` on the test split. The frames, their blur and their input-side
-        figures do not depend on the model: they are prepared once (if they fit in
-        EVAL_CACHE_BYTES; else read again each time) for all of the run's evaluations."""
-        if self._eval_set is None:
-            prepared = prepare(self.eval_data, self.eval_options, EVAL_CACHE_BYTES)
-            self._eval_set = prepared if prepared is not None else self.eval_data
-        runner = ModelRunner(model.for_inference(), self.spec, self.device, precision)
-        return evaluate(runner, self._eval_set, self.eval_options)
+    def _runner(self, model: torch.nn.Module, precision: str) -> ModelRunner:
+        return ModelRunner(model.for_inference(), self.spec, self.device, precision)
+
+    def _evaluate(self, runner: ModelRunner, options: EvalOptions) -> dict[str, Any]:
+        """Evaluate on the test split blurred as `options` says. The frames, their blur and
+        their input-side figures do not depend on the model: they are prepared once (if they
+        fit in EVAL_CACHE_BYTES; else read again each time) for all of the run's evaluations."""
+        if options.blur not in self._eval_sets:
+            prepared = prepare(self.eval_data, options, EVAL_CACHE_BYTES)
+            self._eval_sets[options.blur] = prepared if prepared is not None else self.eval_data
+        return evaluate(runner, self._eval_sets[options.blur], options)
 
     def run_eval(self) -> dict[str, Any]:
-        """Evaluate the exported weights on the test split; logged to eval.csv and run.json."""
-        report = self._evaluate(self.export_model(), hardware.resolve_precision("auto", self.device))
+        """Evaluate the exported weights on the test split, once per blur preset of the mix;
+        logged to eval.csv and run.json. Returns the first preset's report."""
+        runner = self._runner(self.export_model(), hardware.resolve_precision("auto", self.device))
+        report, *others = (self._evaluate(runner, options) for options in self.eval_options)
         entry = {
             "step": self.step,
             "psnr_input": report["psnr"]["input"],
@@ -284,6 +292,9 @@ class Trainer:
             "ssim_output": report["ssim"]["output"],
             "frames": report["frames"],
         }
+        for options, other in zip(self.eval_options[1:], others):
+            entry[f"{options.blur}_psnr_gain"] = other["psnr"]["gain"]
+            entry[f"{options.blur}_ssim_gain"] = other["ssim"]["gain"]
         self.evals.append(entry)
         _append_csv(self.out / "eval.csv", entry)
         return report
@@ -369,9 +380,10 @@ class Trainer:
         Returns (write fp16, PSNR of fp32 weights minus PSNR of fp16-rounded weights).
         """
         on_fp32 = hardware.resolve_precision("auto", self.device) == "fp32"
-        full = final_eval if on_fp32 else self._evaluate(self.export_model(), "fp32")
-        rounded = self.export_model().half().float()
-        delta = full["psnr"]["output"] - self._evaluate(rounded, "fp32")["psnr"]["output"]
+        first = self.eval_options[0]
+        full = final_eval if on_fp32 else self._evaluate(self._runner(self.export_model(), "fp32"), first)
+        rounded = self._runner(self.export_model().half().float(), "fp32")
+        delta = full["psnr"]["output"] - self._evaluate(rounded, first)["psnr"]["output"]
         return delta <= FP16_TOLERANCE_DB, delta  # fp16 weights that score better are kept too
 
     def write_weights(
@@ -425,7 +437,7 @@ class Trainer:
             entry["eval"] = {
                 "data": [d["data"] for d in final_eval["datasets"]],
                 "split": "test",
-                "blur": self.eval_options.blur,
+                "blur": self.eval_options[0].blur,
                 "frames": final_eval["frames"],
                 "psnr": final_eval["psnr"],
                 "ssim": final_eval["ssim"],

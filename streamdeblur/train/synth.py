@@ -97,8 +97,8 @@ def blur_mix(text: str) -> list[tuple[str, float]]:
 
     Training only on blurry frames teaches a model to sharpen whatever it sees, and nearly
     sharp frames come out worse (docs/training.md): mixing in `mild` and `still` steps
-    teaches it to leave them alone. The weights are normalised; the first preset named is
-    the one the run's held-out evaluations use.
+    teaches it to leave them alone. The weights are normalised; held-out evaluations
+    run once per preset, and the first preset named gives the run's figure.
     """
     mix = []
     for part in text.split(","):
