@@ -24,8 +24,8 @@ from pathlib import Path
 import av
 import cv2
 
+from streamdeblur.engine.weights import save_weights
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.weights import save_weights
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "blurry.mp4"
 

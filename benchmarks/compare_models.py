@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from streamdeblur.bench import run_bench
+from streamdeblur.engine.weights import find_default_weights, read_manifest, update_manifest
 from streamdeblur.models import create_model, get_spec, list_models
-from streamdeblur.weights import find_default_weights, read_manifest, update_manifest
 
 DATA = "sharp:../shared/data/train_sharp"
 

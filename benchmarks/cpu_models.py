@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from streamdeblur.bench import run_bench
-from streamdeblur.hardware import tune_allocator
+from streamdeblur.engine.device import tune_allocator
+from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.models import create_model, get_spec, model_names
-from streamdeblur.pipeline.stages import ModelRunner
 
 
 def peak_mib(name: str, size: tuple[int, int], threads: int) -> dict[str, float]:

@@ -24,8 +24,8 @@ import av
 import numpy as np
 import torch
 
-from streamdeblur.denoise import DENOISERS
-from streamdeblur.hardware import set_threads
+from streamdeblur.engine.device import set_threads
+from streamdeblur.pipeline.denoise import DENOISERS
 
 SAMPLE = "samples/blurry.mp4"
 

@@ -23,8 +23,8 @@ import av
 import numpy as np
 
 from streamdeblur.bench import run_bench
+from streamdeblur.engine.weights import save_weights
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.weights import save_weights
 
 MODELS = ("uhdvd", "rt-focuser")
 SIZES = ((1280, 720), (1920, 1080), (3840, 2160))

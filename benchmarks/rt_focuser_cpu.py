@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from streamdeblur.hardware import tune_allocator
-from streamdeblur.weights import load_model
+from streamdeblur.engine.device import tune_allocator
+from streamdeblur.engine.weights import load_model
 
 
 def cpu_name() -> str:

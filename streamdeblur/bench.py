@@ -14,11 +14,9 @@ from typing import Any
 
 import torch
 
-from streamdeblur import hardware
-from streamdeblur.errors import UsageError
-from streamdeblur.hardware import DTYPES
-from streamdeblur.models import create_model, get_spec
-from streamdeblur.weights import find_default_weights
+from streamdeblur.core.errors import UsageError
+from streamdeblur.engine.build import EngineOptions, build_engine
+from streamdeblur.engine.device import describe_device, set_threads
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -43,16 +41,11 @@ def run_bench(
 ) -> dict[str, Any]:
     """Time one forward pass at `size`; returns the figures `bench --json` prints."""
     if threads:
-        hardware.set_threads(threads)
-    dev = hardware.resolve_device(device)
-    prec = hardware.resolve_precision(precision, dev)
-    choice = hardware.choose_model(
-        model, dev, size, prec, has_weights=lambda spec: find_default_weights(spec) is not None
-    )
-    spec = get_spec(choice.name)
-    net = create_model(spec.name).for_inference().to(dev, DTYPES[prec])
+        set_threads(threads)
+    runner = build_engine(EngineOptions(model, None, device, precision), size, untrained=True).runner
+    spec, dev, prec, net = runner.spec, runner.device, runner.precision, runner.model
     w, h = size
-    x = torch.rand(1, 3, h, w, device=dev).to(DTYPES[prec]).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, h, w, device=dev).to(runner.dtype).contiguous(memory_format=torch.channels_last)
     args = (x, x) if spec.recurrent else (x,)
 
     def once() -> float:
@@ -75,7 +68,7 @@ def run_bench(
     macs = spec.macs_per_pixel * w * h
     return {
         "model": spec.name,
-        "device": hardware.describe_device(dev),
+        "device": describe_device(dev),
         "size": f"{w}x{h}",
         "precision": prec,
         "latency_ms": round(median, 3),

@@ -19,13 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdeblur import __version__
-from streamdeblur.denoise import DENOISERS
-from streamdeblur.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError, first_line
-from streamdeblur.hardware import PRECISIONS, set_threads, tune_allocator
+from streamdeblur.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StreamdeblurError, first_line
+from streamdeblur.engine.device import PRECISIONS, set_threads, tune_allocator
+from streamdeblur.file import run_file
 from streamdeblur.io.sinks import DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import list_models, model_names
 from streamdeblur.option_groups import apply_options
-from streamdeblur.pipeline.runner import RunConfig, run_file
+from streamdeblur.pipeline.config import RunConfig
+from streamdeblur.pipeline.denoise import DENOISERS
 from streamdeblur.pipeline.stats import check_report_path, write_report
 from streamdeblur.train.commands import eval_from_options, eval_options, train_from_options, train_options
 
@@ -331,8 +332,8 @@ def models_command(as_json: bool) -> int:
     and the CPU speed (640x360, 2 threads) come from the weights' manifest entry
     (benchmarks/compare_models.py --record writes them).
     """
+    from streamdeblur.engine.weights import find_default_weights, read_manifest
     from streamdeblur.models import create_model
-    from streamdeblur.weights import find_default_weights, read_manifest
 
     rows = []
     for spec in list_models():

@@ -17,12 +17,12 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from streamdeblur.errors import InputError, OutputError, UsageError
+from streamdeblur.core.errors import InputError, OutputError, UsageError
+from streamdeblur.core.frame import Frame, to_rgb8
+from streamdeblur.core.metrics import sharpness
 from streamdeblur.io.containers import check_codec
-from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, check_target, input_paths, write_image
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, Source, open_source
-from streamdeblur.metrics import sharpness
 
 BANNER = 0.07  # banner height as a fraction of the panel height (at least 18 px)
 

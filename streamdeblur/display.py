@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.status import Status
 from rich.text import Text
 
+from streamdeblur.engine.build import Engine
 from streamdeblur.io.sources import SourceInfo
-from streamdeblur.pipeline.runner import Engine
 from streamdeblur.pipeline.stats import RunStats
 
 _SHORT = {"decode": "dec", "gate": "gate", "denoise": "den", "model": "model", "encode": "enc"}

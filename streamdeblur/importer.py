@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from streamdeblur.errors import OutputError
+from streamdeblur.core.errors import OutputError
+from streamdeblur.engine.weights import checkpoint_format, load_model, save_weights, sha256, update_manifest
 from streamdeblur.io.sinks import check_target
 from streamdeblur.models import get_spec
-from streamdeblur.weights import checkpoint_format, load_model, save_weights, sha256, update_manifest
 
 
 def import_weights(src: str | Path, model: str, output: str | Path, half: bool, overwrite: bool) -> dict[str, Any]:

@@ -20,14 +20,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from streamdeblur import hardware
-from streamdeblur.io.frame import Frame
+from streamdeblur.core.frame import Frame
+from streamdeblur.engine.build import Engine, build_engine, has_weights
+from streamdeblur.engine.choice import lighter_model
 from streamdeblur.io.outputs import PreviewWindow, check_display, check_outputs, open_outputs, output_kind
 from streamdeblur.io.sinks import Sink
 from streamdeblur.io.sources import SourceInfo, open_source
 from streamdeblur.io.streams import LiveSource, StreamOptions
-from streamdeblur.pipeline.runner import Engine, Pipeline, RunConfig, has_weights, load_engine
-from streamdeblur.pipeline.stages import FrameProcessor
+from streamdeblur.pipeline.config import RunConfig
+from streamdeblur.pipeline.pipeline import Pipeline
 from streamdeblur.pipeline.stats import RunStats
 
 LIVE_QUEUE = 1  # frames waiting between stages: the newest only
@@ -105,13 +106,13 @@ def keep_up(engine: Engine, config: RunConfig, info: SourceInfo) -> Engine:
     with the source's frame rate (it would only drop frames); the reason goes to `fallback`."""
     if config.model != "auto" or config.weights is not None:
         return engine
-    lighter = hardware.lighter_model(engine.runner.spec, has_weights(config))
+    lighter = lighter_model(engine.runner.spec, has_weights(config))
     if lighter is None:
         return engine  # no lighter model has weights: this one, dropping frames, is all there is
     ms, budget = model_ms(engine, info), 1000 / float(info.fps)
     if ms <= budget:
         return engine
-    light = load_engine(dataclasses.replace(config, model=lighter.name), info.size)
+    light = build_engine(dataclasses.replace(config, model=lighter.name), info.size)
     light.fallback = (
         f"auto: {engine.runner.spec.name} takes {ms:.0f} ms per {info.width}x{info.height} frame, "
         f"the source sends one every {budget:.0f} ms"
@@ -143,11 +144,9 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
     preview = PreviewWindow() if options.preview else None
     try:
         check_outputs(options.outputs, source, config.overwrite, config.encode.codec)
-        engine = keep_up(load_engine(config, source.info.size), config, source.info)
+        engine = keep_up(build_engine(config, source.info.size), config, source.info)
         stats = RunStats(record_frames=config.record_frames)
-        processor = FrameProcessor(
-            engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoiser(engine.runner.device)
-        )
+        processor = config.processor(engine, stats)
         outputs = open_outputs(options.outputs, source, config.encode)
         probe = LatencyProbe()
         sinks = [*outputs, *([preview] if preview else []), probe]

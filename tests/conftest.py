@@ -30,8 +30,8 @@ def _small_torch():
 @pytest.fixture(scope="session")
 def rt_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random-init RT-Focuser weights: the plumbing does not care what the model learned."""
+    from streamdeblur.engine.weights import save_weights
     from streamdeblur.models import create_model, get_spec
-    from streamdeblur.weights import save_weights
 
     path = tmp_path_factory.mktemp("weights") / "rt.safetensors"
     save_weights(create_model("rt-focuser").state_dict(), path, get_spec("rt-focuser"))

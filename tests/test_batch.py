@@ -22,10 +22,10 @@ from test_cli import assert_one_line_error, run_cli
 from test_pipeline import _Echo
 
 from streamdeblur.batch.server import InferenceServer, SharedRunner
+from streamdeblur.engine.build import Engine
+from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.models.registry import ModelSpec
-from streamdeblur.pipeline.runner import Engine
-from streamdeblur.pipeline.stages import ModelRunner
 
 W, H = 64, 48
 

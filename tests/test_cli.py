@@ -17,10 +17,10 @@ from conftest import REPO, shared_path
 from media import clip_frames, probe, texture, write_video
 
 from streamdeblur.cli import main
-from streamdeblur.hardware import CPU_NATIVE, cpu_has
+from streamdeblur.engine.device import CPU_NATIVE, cpu_has
+from streamdeblur.engine.weights import save_weights
 from streamdeblur.io.sinks import partial_path
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.weights import save_weights
 
 REPORT_KEYS = {
     "frames_in",
@@ -263,7 +263,7 @@ def test_wrong_weights_name_the_model_they_belong_to(tmp_path: Path) -> None:
 
 
 def test_missing_default_weights_say_how_to_pass_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamdeblur.weights as weights
+    import streamdeblur.engine.weights as weights
 
     monkeypatch.setattr(weights, "search_dirs", lambda: [tmp_path / "empty"])
     src = write_video(tmp_path / "in.mp4", clip_frames(2, 32, 24))

@@ -11,7 +11,7 @@ from media import clip_frames, motion_blur, probe, texture, write_video
 from test_cli import assert_one_line_error, run_cli
 
 from streamdeblur.compare import edge_map, side_by_side
-from streamdeblur.metrics import sharpness
+from streamdeblur.core.metrics import sharpness
 
 
 def test_side_by_side_panels_and_edges() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from media import texture, write_video
 
-from streamdeblur.errors import InputError, UsageError
+from streamdeblur.core.errors import InputError, UsageError
 from streamdeblur.train import datasets
 from streamdeblur.train.datasets import Sampler, detect, eval_clips, held_out, open_dataset
 

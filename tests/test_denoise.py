@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamdeblur.denoise import DENOISERS, tv_chambolle
+from streamdeblur.pipeline.denoise import DENOISERS, tv_chambolle
 
 CPU = torch.device("cpu")
 

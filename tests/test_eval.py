@@ -13,11 +13,12 @@ import torch
 from media import motion_blur, texture
 from test_cli import assert_one_line_error, run_cli
 
+from streamdeblur.core.metrics import blur_score, luma
+from streamdeblur.engine.runner import ModelRunner
+from streamdeblur.engine.weights import load_model, save_weights
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.pipeline.stages import ModelRunner, blur_score, luma
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate, prepare
-from streamdeblur.weights import load_model, save_weights
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 

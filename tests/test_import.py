@@ -14,8 +14,8 @@ from test_cli import assert_one_line_error, run_cli
 from test_models import PARITY_DB, psnr, read_rgb
 from test_weights import assert_same_weights, fake_uhdvd_release
 
-from streamdeblur import weights
-from streamdeblur.weights import load_model
+from streamdeblur.engine import weights
+from streamdeblur.engine.weights import load_model
 
 
 def test_uhdvd_release_dir_round_trip(tmp_path: Path) -> None:

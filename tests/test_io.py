@@ -19,13 +19,15 @@ import torch
 from media import clip_frames, decode_rgb, display_matrix, probe, texture, write_exif_image, write_video
 from safetensors.torch import save_file
 
-from streamdeblur.errors import InputError, OutputError, StreamdeblurError, UsageError
+from streamdeblur.core.errors import InputError, OutputError, StreamdeblurError, UsageError
+from streamdeblur.core.files import atomic_write, atomic_write_text, file_mode
+from streamdeblur.core.frame import Frame
+from streamdeblur.file import run_file
 from streamdeblur.io.containers import choose_pix_fmt
-from streamdeblur.io.files import atomic_write, atomic_write_text, file_mode
-from streamdeblur.io.frame import Frame
 from streamdeblur.io.sinks import EncodeOptions, check_output, open_sink, partial_path
 from streamdeblur.io.sources import ImageSequenceSource, VideoFileSource, expand_sequence, open_source
-from streamdeblur.pipeline.runner import Pipeline, RunConfig, run_file
+from streamdeblur.pipeline.config import RunConfig
+from streamdeblur.pipeline.pipeline import Pipeline
 from streamdeblur.pipeline.stats import RunStats, write_report
 
 

@@ -28,19 +28,20 @@ from conftest import REPO
 from media import clip_frames, probe, write_video
 from test_cli import REPORT_KEYS, assert_one_line_error, run_cli
 
-from streamdeblur.errors import InputError
+from streamdeblur.core.errors import InputError
+from streamdeblur.core.frame import Frame
+from streamdeblur.engine.build import build_engine
+from streamdeblur.engine.weights import save_weights
 from streamdeblur.io.colour import resolve_colour
-from streamdeblur.io.frame import Frame
 from streamdeblur.io.outputs import StreamSink
 from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, partial_path
 from streamdeblur.io.sources import SourceInfo
 from streamdeblur.io.streams import BACKOFF_FIRST, AVCapture, LiveSource, StreamOptions, WebcamCapture, source_kind
 from streamdeblur.live import LiveOptions, keep_up, run_live
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.pipeline.runner import RunConfig, load_engine
+from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.stages import FrameProcessor
 from streamdeblur.pipeline.stats import RunStats
-from streamdeblur.weights import save_weights
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -534,7 +535,7 @@ def test_file_source_pts_are_capture_times_at_the_file_rate(tmp_path: Path) -> N
 
 def test_gap_resets_recurrent_state(weights_dir: Path) -> None:
     """After a reconnect the previous output belongs to another moment: UHDVD must start afresh."""
-    engine = load_engine(RunConfig(model="uhdvd", weights=str(weights_dir / "uhdvd.safetensors")), (32, 32))
+    engine = build_engine(RunConfig(model="uhdvd", weights=str(weights_dir / "uhdvd.safetensors")), (32, 32))
     stats = RunStats()
     process = FrameProcessor(engine.runner, stats.stages, selective=False, threshold=None)
     a, b = clip_frames(2, 32, 32)
@@ -559,7 +560,7 @@ def test_auto_takes_the_light_model_when_the_preferred_cannot_keep_up(
     weights_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STREAMDEBLUR_WEIGHTS", str(weights_dir))
-    preferred = load_engine(RunConfig(model="uhdvd"), (32, 32))  # what auto picks on a capable GPU
+    preferred = build_engine(RunConfig(model="uhdvd"), (32, 32))  # what auto picks on a capable GPU
 
     def info(fps: Fraction) -> SourceInfo:
         colour = resolve_colour(None, None, None, None, 32, None)

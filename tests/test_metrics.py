@@ -7,8 +7,7 @@ import pytest
 import torch
 from media import motion_blur, texture
 
-from streamdeblur.metrics import finite, psnr, sharpness, ssim
-from streamdeblur.pipeline.stages import blur_score, luma
+from streamdeblur.core.metrics import blur_score, finite, luma, psnr, sharpness, ssim
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 

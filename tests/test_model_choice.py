@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamdeblur import hardware
-from streamdeblur.errors import WeightsError
+from streamdeblur.core.errors import WeightsError
+from streamdeblur.engine.build import build_engine
+from streamdeblur.engine.choice import CPU_MACS_PER_FRAME, ModelChoice, choose_model
 from streamdeblur.models import get_spec, list_models
-from streamdeblur.pipeline.runner import RunConfig, load_engine
+from streamdeblur.pipeline.config import RunConfig
 
 PACKAGE = Path(__file__).resolve().parents[1] / "streamdeblur"
 CPU = torch.device("cpu")
 
 
-def choose(installed: set[str], size: tuple[int, int] = (640, 360)) -> hardware.ModelChoice:
-    return hardware.choose_model("auto", CPU, size, "fp32", lambda spec: spec.name in installed)
+def choose(installed: set[str], size: tuple[int, int] = (640, 360)) -> ModelChoice:
+    return choose_model("auto", CPU, size, "fp32", lambda spec: spec.name in installed)
 
 
 def test_auto_never_picks_a_model_without_weights() -> None:
@@ -33,7 +34,7 @@ def test_auto_on_a_cpu_passes_over_models_too_slow_for_the_frame_and_says_why() 
     everything = {s.name for s in list_models()}
     choice = choose(everything)
     spec = get_spec(choice.name)
-    assert spec.macs_per_pixel * 640 * 360 <= hardware.CPU_MACS_PER_FRAME
+    assert spec.macs_per_pixel * 640 * 360 <= CPU_MACS_PER_FRAME
     faster_not_better = [s for s in list_models() if s.auto_rank > spec.auto_rank]
     assert faster_not_better and all(s.name in choice.fallback for s in faster_not_better)
     # nothing fits a huge frame: the lightest installed model runs, and the report says so
@@ -44,9 +45,9 @@ def test_auto_on_a_cpu_passes_over_models_too_slow_for_the_frame_and_says_why() 
 
 def test_a_named_model_without_weights_says_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     unweighted = next(s for s in list_models() if s.auto_rank)
-    monkeypatch.setattr("streamdeblur.weights.search_dirs", lambda: [tmp_path])
+    monkeypatch.setattr("streamdeblur.engine.weights.search_dirs", lambda: [tmp_path])
     with pytest.raises(WeightsError, match=f"no default weights for {unweighted.name}.*pass --weights PATH"):
-        load_engine(RunConfig(model=unweighted.name, device="cpu"), (32, 32))
+        build_engine(RunConfig(model=unweighted.name, device="cpu"), (32, 32))
 
 
 def test_no_model_is_named_outside_models() -> None:

@@ -18,10 +18,10 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from streamdeblur.engine.weights import load_model
 from streamdeblur.models import create_model, get_spec, model_names
 from streamdeblur.models.rt_focuser import RTFocuser
 from streamdeblur.models.uhdvd import GRIDS, UHDVD, pil_resize, regrid, split, stitch
-from streamdeblur.weights import load_model
 
 # The contract asks for >= 45 dB; both ports are exact up to float rounding (about 135 dB for
 # UHDVD, 157 dB for RT-Focuser on CPU), so anything far below that is a regression.

@@ -8,12 +8,12 @@ import torch
 from conftest import shared_path
 from torch import nn
 
+from streamdeblur.engine.runner import ModelRunner
+from streamdeblur.engine.weights import find_default_weights, load_model
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.models.msdeblur import SIZES, MultiScaleDeblur, ResBlock
-from streamdeblur.pipeline.stages import ModelRunner
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
-from streamdeblur.weights import find_default_weights, load_model
 
 NAMES = [f"msdeblur-{size}" for size in SIZES]
 BUDGETS = {"msdeblur-s": 20_000, "msdeblur-m": 60_000, "msdeblur-l": 200_000}  # MACs/pixel at 1280x720

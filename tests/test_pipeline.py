@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from media import motion_blur, texture
 
-from streamdeblur.denoise import bilateral
 from streamdeblur.models.registry import DeblurModel, ModelSpec
+from streamdeblur.pipeline.denoise import bilateral
 from streamdeblur.pipeline.queues import StageQueue
 from streamdeblur.pipeline.stages import (
     BlurGate,

@@ -12,8 +12,8 @@ import pytest
 import torch
 from media import texture
 
-from streamdeblur.errors import UsageError
-from streamdeblur.metrics import psnr, sharpness
+from streamdeblur.core.errors import UsageError
+from streamdeblur.core.metrics import psnr, sharpness
 from streamdeblur.train import synth
 from streamdeblur.train.jpeg import jpeg
 

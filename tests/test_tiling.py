@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from streamdeblur.engine.tiling import OVERLAP, frame_bytes, tile_for, tile_starts, tiled
 from streamdeblur.models import create_model
-from streamdeblur.pipeline.tiling import OVERLAP, frame_bytes, tile_for, tile_starts, tiled
 
 
 def test_tiles_cover_the_frame_with_overlap() -> None:
@@ -50,9 +50,9 @@ def test_tiles_only_when_the_frame_does_not_fit() -> None:
 
 
 def test_model_runner_tiles_large_frames(monkeypatch) -> None:
+    from streamdeblur.engine import tiling
+    from streamdeblur.engine.runner import ModelRunner
     from streamdeblur.models import get_spec
-    from streamdeblur.pipeline import tiling
-    from streamdeblur.pipeline.stages import ModelRunner
 
     budget = 128 * 144 * 320 * 4  # bytes for a 128x144 frame at 320 fp32 elements per pixel
     monkeypatch.setattr(tiling, "free_memory", lambda device: budget / tiling.MEMORY_SHARE)

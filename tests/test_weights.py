@@ -11,12 +11,12 @@ import torch
 from conftest import shared_path
 from safetensors import safe_open
 
-from streamdeblur import weights
-from streamdeblur.errors import WeightsError
+from streamdeblur.core.errors import WeightsError
+from streamdeblur.engine import weights
+from streamdeblur.engine.weights import load_model
 from streamdeblur.models import get_spec
 from streamdeblur.models.rt_focuser import RTFocuser
 from streamdeblur.models.uhdvd import RELEASE_FILES, UHDVD
-from streamdeblur.weights import load_model
 
 
 def fake_uhdvd_release(folder: Path) -> UHDVD:

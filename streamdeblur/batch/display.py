@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from streamdeblur.batch.plan import Item
-from streamdeblur.pipeline.runner import Engine
+from streamdeblur.engine.build import Engine
 from streamdeblur.pipeline.stats import RunStats
 
 LISTED = 20  # skipped files named in the summary; the report has them all

@@ -18,9 +18,11 @@ import torch
 
 from streamdeblur.batch.plan import Item, open_item
 from streamdeblur.batch.server import InferenceServer, SharedRunner
-from streamdeblur.errors import StreamdeblurError
-from streamdeblur.io.files import create_parents
-from streamdeblur.pipeline.runner import Engine, RunConfig, load_engine, run_file
+from streamdeblur.core.errors import StreamdeblurError
+from streamdeblur.core.files import create_parents
+from streamdeblur.engine.build import Engine, build_engine
+from streamdeblur.file import run_file
+from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.stats import RunStats
 
 TICK = 0.1  # seconds between progress refreshes
@@ -59,7 +61,7 @@ def default_jobs(engine: Engine) -> int:
 
 def start_servers(config: RunConfig, size: tuple[int, int], jobs: int | None) -> list[InferenceServer]:
     """Load the model once per device (with --model auto, one that fits frames of `size`)."""
-    engines = [load_engine(replace(config, device=d), size) for d in model_devices(config.device)]
+    engines = [build_engine(replace(config, device=d), size) for d in model_devices(config.device)]
     return [InferenceServer(engine, jobs or default_jobs(engine)) for engine in engines]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeblur.batch.plan import Item
-from streamdeblur.io.files import atomic_write_text
+from streamdeblur.core.files import atomic_write_text
 
 
 def _stamp(path: Path) -> tuple[int | None, int | None]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from streamdeblur.errors import InputError, OutputError, UsageError
+from streamdeblur.core.errors import InputError, OutputError, UsageError
 from streamdeblur.io.containers import VIDEO_CONTAINERS, can_hold
 from streamdeblur.io.sinks import partial_path
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, Source, VideoFileSource

@@ -20,8 +20,8 @@ from typing import Any
 from streamdeblur.batch.local import TICK, Monitor, largest_size, run_items, start_servers
 from streamdeblur.batch.plan import Item
 from streamdeblur.batch.server import InferenceServer
-from streamdeblur.errors import StreamdeblurError, UsageError, first_line
-from streamdeblur.pipeline.runner import RunConfig
+from streamdeblur.core.errors import StreamdeblurError, UsageError, first_line
+from streamdeblur.pipeline.config import RunConfig
 
 IMAGES_PER_TASK = 16
 TASKS_PER_SLOT = 2  # tasks queued per GPU (or CPU) of the cluster: enough to keep it busy

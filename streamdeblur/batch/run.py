@@ -13,11 +13,11 @@ from streamdeblur.batch.local import largest_size, run_items, start_servers
 from streamdeblur.batch.manifest import Manifest
 from streamdeblur.batch.plan import Item, NamingRules, assign_outputs, check_dirs, keeps_container, probe, walk
 from streamdeblur.batch.report import batch_report
-from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, OutputError, UsageError
+from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, OutputError, UsageError
+from streamdeblur.core.files import remove_empty
 from streamdeblur.io.containers import VIDEO_CONTAINERS, video_encoder
-from streamdeblur.io.files import remove_empty
 from streamdeblur.io.sources import IMAGE_EXTENSIONS
-from streamdeblur.pipeline.runner import RunConfig
+from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.stats import write_report
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from streamdeblur.pipeline import tiling
-from streamdeblur.pipeline.runner import Engine
+from streamdeblur.engine import tiling
+from streamdeblur.engine.build import Engine
 
 
 @dataclass(eq=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 
-from streamdeblur.errors import OutputError, UsageError
+from streamdeblur.core.errors import OutputError, UsageError
 from streamdeblur.io.colour import frame_bit_depth
 from streamdeblur.io.sources import SourceInfo
 

@@ -20,12 +20,13 @@ import av
 import cv2
 import numpy as np
 
-from streamdeblur.errors import OutputError, UsageError
+from streamdeblur.core.errors import OutputError, UsageError
+from streamdeblur.core.ffmpeg import ffmpeg_reason
+from streamdeblur.core.frame import Frame, to_rgb8
 from streamdeblur.io.colour import new_reformatter
 from streamdeblur.io.containers import H264, choose_pix_fmt, video_encoder
-from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sinks import EncodeOptions, Sink, VideoFileSink, add_video_stream, check_output, encode_frame
-from streamdeblur.io.sources import Source, SourceInfo, _reason
+from streamdeblur.io.sources import Source, SourceInfo
 
 STREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "udp": "mpegts"}  # URL scheme -> FFmpeg muxer
 STDOUT = "-"
@@ -130,13 +131,13 @@ class StreamSink(Sink):
         try:
             self.container = av.open(url, "w", format=STREAM_FORMATS[scheme], options=container_options)
         except (av.FFmpegError, OSError) as err:
-            raise OutputError(f"{url}: cannot publish ({_reason(err)})") from None
+            raise OutputError(f"{url}: cannot publish ({ffmpeg_reason(err)})") from None
         try:
             self.stream = add_video_stream(self.container, codec, info, self.pix_fmt, opts)
             self.container.start_encoding()  # connects (RTSP: ANNOUNCE + RECORD) now, not at the first frame
         except (av.FFmpegError, OSError) as err:
             self.container.close()
-            raise OutputError(f"{url}: cannot publish ({_reason(err)})") from None
+            raise OutputError(f"{url}: cannot publish ({ffmpeg_reason(err)})") from None
 
     def describe(self) -> str:
         return self.url
@@ -147,7 +148,7 @@ class StreamSink(Sink):
         try:
             self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.colour, self._reformatter))
         except (av.FFmpegError, OSError) as err:
-            self.failed = f"{self.url}: publishing failed ({_reason(err)})"
+            self.failed = f"{self.url}: publishing failed ({ffmpeg_reason(err)})"
 
     def finish(self) -> None:
         # The receiver may be gone: nothing left to send then, but the connection is closed all the same.

@@ -16,7 +16,10 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from streamdeblur.errors import OutputError, UsageError
+from streamdeblur.core.errors import OutputError, UsageError
+from streamdeblur.core.ffmpeg import ffmpeg_reason
+from streamdeblur.core.files import atomic_write, create_parents, partial_path, publish, remove_empty
+from streamdeblur.core.frame import Frame, to_rgb8
 from streamdeblur.io.colour import ColourInfo, new_reformatter, rgb_to_frame, tag_colour
 from streamdeblur.io.containers import (
     check_codec,
@@ -26,15 +29,12 @@ from streamdeblur.io.containers import (
     loses_depth,
     muxer_for,
 )
-from streamdeblur.io.files import atomic_write, create_parents, partial_path, publish, remove_empty
-from streamdeblur.io.frame import Frame, to_rgb8
 from streamdeblur.io.sources import (
     IMAGE_EXTENSIONS,
     ImageSequenceSource,
     Source,
     SourceInfo,
     VideoFileSource,
-    _reason,
     is_printf_pattern,
 )
 
@@ -98,7 +98,7 @@ class VideoFileSink(Sink):
         try:
             self.container = av.open(str(self._temp), "w", format=muxer_for(path))
         except (av.FFmpegError, ValueError) as err:
-            raise OutputError(f"{path}: cannot write ({_reason(err)})") from None
+            raise OutputError(f"{path}: cannot write ({ffmpeg_reason(err)})") from None
         try:
             self.stream = self._add_video_stream(codec, options)
             self._streams = self._add_passthrough_streams()
@@ -145,7 +145,7 @@ class VideoFileSink(Sink):
             self._mux_passthrough(self._video_end)
             self.container.mux(encode_frame(self.stream, frame, self.pix_fmt, self.info.colour, self._reformatter))
         except av.FFmpegError as err:
-            raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
+            raise OutputError(f"{self.path}: writing failed ({ffmpeg_reason(err)})") from None
 
     def _mux_passthrough(self, until: float | None) -> None:
         """Mux the other streams' packets demuxed so far (they arrive in file order) that start
@@ -172,7 +172,7 @@ class VideoFileSink(Sink):
             self.container.close()
         except av.FFmpegError as err:
             self.abort()
-            raise OutputError(f"{self.path}: writing failed ({_reason(err)})") from None
+            raise OutputError(f"{self.path}: writing failed ({ffmpeg_reason(err)})") from None
         publish(self._temp, self.path)
 
     def abort(self) -> None:

@@ -22,7 +22,10 @@ import av
 import cv2
 import numpy as np
 
-from streamdeblur.errors import InputError
+from streamdeblur.core.errors import InputError
+from streamdeblur.core.ffmpeg import ffmpeg_reason
+from streamdeblur.core.frame import Frame
+from streamdeblur.core.timing import StageTimer
 from streamdeblur.io.colour import (
     RANGE_FULL,
     ColourInfo,
@@ -33,9 +36,7 @@ from streamdeblur.io.colour import (
     stream_colour,
 )
 from streamdeblur.io.damage import Damage, DamageWatch
-from streamdeblur.io.frame import Frame
 from streamdeblur.io.orientation import display_matrix, exif_orientation, upright
-from streamdeblur.pipeline.stats import StageTimer
 
 if TYPE_CHECKING:
     from streamdeblur.io.streams import StreamOptions
@@ -226,7 +227,7 @@ class VideoFileSource(Source):
                 elif self.packets is not None and packet.dts is not None:  # flush packets have no dts
                     self.packets.append(packet)
         except av.FFmpegError as err:
-            watch.read_error = _reason(err)
+            watch.read_error = ffmpeg_reason(err)
             yield None
 
     @staticmethod
@@ -403,10 +404,5 @@ def _unopenable(path: Path, err: Exception) -> str:
     with open(path, "rb") as f:
         head = f.read(12)
     if head[4:8] == b"ftyp":  # an MP4/MOV whose index (moov, written last) never made it to disk
-        return f"MP4/MOV without its index: the file is truncated or was not finished ({_reason(err)})"
-    return f"not a video or image file ({_reason(err)})"
-
-
-def _reason(err: Exception) -> str:
-    """FFmpeg's message without the path and errno noise PyAV adds."""
-    return getattr(err, "strerror", None) or str(err)
+        return f"MP4/MOV without its index: the file is truncated or was not finished ({ffmpeg_reason(err)})"
+    return f"not a video or image file ({ffmpeg_reason(err)})"

@@ -32,7 +32,10 @@ import av
 import cv2
 import numpy as np
 
-from streamdeblur.errors import InputError, StreamdeblurError
+from streamdeblur.core.errors import InputError, StreamdeblurError
+from streamdeblur.core.ffmpeg import ffmpeg_reason
+from streamdeblur.core.frame import Frame
+from streamdeblur.core.timing import StageTimer
 from streamdeblur.io.colour import (
     ColourInfo,
     frame_bit_depth,
@@ -42,9 +45,7 @@ from streamdeblur.io.colour import (
     resolve_colour,
     stream_colour,
 )
-from streamdeblur.io.frame import Frame
-from streamdeblur.io.sources import Source, SourceInfo, _reason
-from streamdeblur.pipeline.stats import StageTimer
+from streamdeblur.io.sources import Source, SourceInfo
 
 NETWORK_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp"}
 TIME_BASE = Fraction(1, 1000)  # capture-time pts in milliseconds (every muxer takes it)
@@ -111,7 +112,7 @@ class AVCapture(Capture):
         try:
             self.container = av.open(uri, options=opts, timeout=(cleanup, cleanup))
         except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
-            raise InputError(f"cannot open ({_reason(err)})") from None
+            raise InputError(f"cannot open ({ffmpeg_reason(err)})") from None
         if not self.container.streams.video:
             self.container.close()
             raise InputError("no video stream")
@@ -207,7 +208,7 @@ class Connection:
         except StreamdeblurError as err:
             self.error = str(err)
         except Exception as err:  # noqa: BLE001 - any failure of a connection means: reconnect
-            self.error = _reason(err) or type(err).__name__
+            self.error = ffmpeg_reason(err) or type(err).__name__
         finally:
             if capture is not None:
                 try:

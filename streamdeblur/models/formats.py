@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from streamdeblur.errors import WeightsError, first_line
+from streamdeblur.core.errors import WeightsError, first_line
 
 StateDict = dict[str, torch.Tensor]
 

@@ -4,7 +4,7 @@ Each architecture module registers itself at import time; nothing outside `model
 or branches on a model. The spec carries everything the rest of the tool needs to know
 without building the network: size rules, recurrence, compute cost, default weights, the
 official checkpoint formats it loads, its training recipe and its rank for `--model auto`.
-Weights are loaded by `streamdeblur.weights.load_model`: this registry knows nothing of
+Weights are loaded by `streamdeblur.engine.weights.load_model`: this registry knows nothing of
 files, so it imports nothing above it.
 """
 
@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from streamdeblur.errors import UsageError
+from streamdeblur.core.errors import UsageError
 from streamdeblur.models.formats import CheckpointFormat
 
 PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamdeblur.errors import WeightsError
+from streamdeblur.core.errors import WeightsError
 from streamdeblur.models.formats import CheckpointFormat, StateDict, load_pickled_state_dict
 from streamdeblur.models.registry import DeblurModel, ModelSpec, PixelLoss, Recipe, register_model
 

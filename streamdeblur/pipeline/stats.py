@@ -9,41 +9,17 @@ from __future__ import annotations
 import collections
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from streamdeblur.errors import OutputError
+from streamdeblur.core.errors import OutputError
+from streamdeblur.core.files import atomic_write_text
+from streamdeblur.core.frame import Frame
+from streamdeblur.core.timing import StageTimer
 from streamdeblur.io.damage import Damage
-from streamdeblur.io.files import atomic_write_text
-from streamdeblur.io.frame import Frame
 
 STAGES = ("decode", "gate", "denoise", "model", "encode")
-
-
-@dataclass
-class StageTimer:
-    """Total and count of one stage's work, in seconds."""
-
-    total: float = 0.0
-    count: int = 0
-
-    def add(self, seconds: float) -> None:
-        self.total += seconds
-        self.count += 1
-
-    @property
-    def mean_ms(self) -> float:
-        return 1000 * self.total / self.count if self.count else 0.0
-
-    @contextmanager
-    def time(self) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(time.perf_counter() - start)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from streamdeblur.errors import UsageError
+from streamdeblur.core.errors import UsageError
 
 SHARD_BYTES = 15 * 2**20
 STATE = "state.json"

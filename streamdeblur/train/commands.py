@@ -21,13 +21,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from streamdeblur import hardware
-from streamdeblur.denoise import DENOISERS
-from streamdeblur.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from streamdeblur.hardware import PRECISIONS
+from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from streamdeblur.engine.build import EngineOptions, build_engine
+from streamdeblur.engine.device import PRECISIONS, describe_device
 from streamdeblur.models import model_names
 from streamdeblur.option_groups import apply_options
-from streamdeblur.pipeline.runner import RunConfig, load_engine
+from streamdeblur.pipeline.denoise import DENOISERS
 from streamdeblur.train import checkpoint
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
@@ -57,7 +56,7 @@ def run_training(config: TrainConfig, options: RunOptions, quiet: bool) -> int:
     trainer = Trainer(config, options)
     config = trainer.config
     console.print(
-        f"[bold]train[/]  {config.model} on {hardware.describe_device(trainer.device)}, "
+        f"[bold]train[/]  {config.model} on {describe_device(trainer.device)}, "
         f"batch {config.batch} x {config.frames} frame(s) of {config.crop}px, lr {config.lr:g}, "
         f"loss {config.loss}, {config.steps} steps" + (f", resuming at step {trainer.step}" if trainer.step else "")
     )
@@ -125,8 +124,8 @@ def run_eval(
         raise UsageError("give evaluation data with --data (see `streamdeblur eval --help`)")
     console = _console(quiet or as_json)
     datasets = [open_dataset(spec, split, average) for spec in data]
-    # `model` is a named model, so load_engine has nothing to choose and the frame size is moot
-    engine = load_engine(RunConfig(model=model, weights=weights, device=device, precision=precision), (0, 0))
+    # `model` is a named model, so build_engine has nothing to choose and the frame size is moot
+    engine = build_engine(EngineOptions(model, weights, device, precision), (0, 0))
     runner = engine.runner
     progress = _progress(console, "evaluating")
     task = progress.add_task("eval", total=None, status="")
@@ -201,7 +200,8 @@ def train_options(fn: Callable) -> Callable:
                 default=None,
                 metavar="PRESET[:W],...",
                 help=f"Synthetic blur: a preset ({', '.join(PRESETS)}) or a mix drawn per step, e.g. "
-                "default:0.6,mild:0.3,still:0.1 (still: unmoved frames); evaluated per preset, the first is the run's figure [recipe].",
+                "default:0.6,mild:0.3,still:0.1 (still: unmoved frames); evaluated per preset, "
+                "the first is the run's figure [recipe].",
             ),
             click.option(
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP

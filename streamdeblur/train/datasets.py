@@ -29,8 +29,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from streamdeblur.errors import InputError, UsageError
-from streamdeblur.io.frame import to_rgb8
+from streamdeblur.core.errors import InputError, UsageError
+from streamdeblur.core.frame import to_rgb8
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source, read_image
 from streamdeblur.train.synth import average_frames
 

@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from streamdeblur.errors import InputError
-from streamdeblur.metrics import finite, psnr, sharpness, ssim
-from streamdeblur.pipeline.stages import ModelRunner
+from streamdeblur.core.errors import InputError
+from streamdeblur.core.metrics import finite, psnr, sharpness, ssim
+from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.train.datasets import Dataset, Pair, eval_clips
 from streamdeblur.train.synth import SequenceBlur, preset
 

@@ -31,10 +31,12 @@ from typing import Any, Callable
 
 import torch
 
-from streamdeblur import hardware, weights
-from streamdeblur.errors import InputError, UsageError
+from streamdeblur.core.errors import InputError, UsageError
+from streamdeblur.engine import weights
+from streamdeblur.engine.build import EngineOptions, build_engine
+from streamdeblur.engine.device import resolve_device, resolve_precision
+from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.models import create_model, get_spec
-from streamdeblur.pipeline.stages import ModelRunner
 from streamdeblur.train import checkpoint
 from streamdeblur.train.batches import Batches
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, Dataset, open_dataset
@@ -121,7 +123,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, options: RunOptions) -> None:
         self.options = options
         self.out = options.out
-        self.device = hardware.resolve_device(options.device)
+        self.device = resolve_device(options.device)
         resume_from = checkpoint.latest(options.resume) if options.resume else None
         tensors, state = checkpoint.load(resume_from) if resume_from else ({}, {})
         if state:
@@ -267,7 +269,8 @@ class Trainer:
         return model.eval()
 
     def _runner(self, model: torch.nn.Module, precision: str) -> ModelRunner:
-        return ModelRunner(model.for_inference(), self.spec, self.device, precision)
+        options = EngineOptions(self.config.model, device=str(self.device), precision=precision)
+        return build_engine(options, (0, 0), model=model).runner
 
     def _evaluate(self, runner: ModelRunner, options: EvalOptions) -> dict[str, Any]:
         """Evaluate on the test split blurred as `options` says. The frames, their blur and
@@ -281,7 +284,7 @@ class Trainer:
     def run_eval(self) -> dict[str, Any]:
         """Evaluate the exported weights on the test split, once per blur preset of the mix;
         logged to eval.csv and run.json. Returns the first preset's report."""
-        runner = self._runner(self.export_model(), hardware.resolve_precision("auto", self.device))
+        runner = self._runner(self.export_model(), resolve_precision("auto", self.device))
         report, *others = (self._evaluate(runner, options) for options in self.eval_options)
         entry = {
             "step": self.step,
@@ -292,7 +295,7 @@ class Trainer:
             "ssim_output": report["ssim"]["output"],
             "frames": report["frames"],
         }
-        for options, other in zip(self.eval_options[1:], others):
+        for options, other in zip(self.eval_options[1:], others, strict=True):
             entry[f"{options.blur}_psnr_gain"] = other["psnr"]["gain"]
             entry[f"{options.blur}_ssim_gain"] = other["ssim"]["gain"]
         self.evals.append(entry)
@@ -379,7 +382,7 @@ class Trainer:
         Both sides are evaluated with fp32 arithmetic, so only the storage precision differs.
         Returns (write fp16, PSNR of fp32 weights minus PSNR of fp16-rounded weights).
         """
-        on_fp32 = hardware.resolve_precision("auto", self.device) == "fp32"
+        on_fp32 = resolve_precision("auto", self.device) == "fp32"
         first = self.eval_options[0]
         full = final_eval if on_fp32 else self._evaluate(self._runner(self.export_model(), "fp32"), first)
         rounded = self._runner(self.export_model().half().float(), "fp32")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from streamdeblur.metrics import ssim
+from streamdeblur.core.metrics import ssim
 from streamdeblur.models.registry import PixelLoss
 
 SSIM_WEIGHT = 0.84

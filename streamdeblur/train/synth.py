@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from streamdeblur.errors import UsageError
+from streamdeblur.core.errors import UsageError
 from streamdeblur.train.jpeg import jpeg
 
 GAMMA = 2.2

@@ -19,8 +19,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from streamdeblur.errors import WeightsError, first_line
-from streamdeblur.io.files import atomic_write, atomic_write_text
+from streamdeblur.core.errors import WeightsError, first_line
+from streamdeblur.core.files import atomic_write, atomic_write_text
 from streamdeblur.models.formats import PICKLE_SUFFIXES, PICKLED_STATE_DICT, CheckpointFormat, StateDict
 from streamdeblur.models.registry import DeblurModel, ModelSpec, get_spec, list_models
 
@@ -31,7 +31,7 @@ MANIFEST = "manifest.json"
 def search_dirs() -> list[Path]:
     """Where default weights are looked for, in order."""
     env = [Path(os.environ[WEIGHTS_ENV])] if os.environ.get(WEIGHTS_ENV) else []
-    repo = Path(__file__).resolve().parents[1] / "weights"
+    repo = Path(__file__).resolve().parents[2] / "weights"  # a source checkout: <repo>/streamdeblur/engine
     return [*env, repo, Path(sys.prefix) / "share" / "streamdeblur" / "weights"]
 
 

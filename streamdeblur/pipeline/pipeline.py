@@ -1,4 +1,4 @@
-"""The threaded pipeline and the file job built on it.
+"""The threaded pipeline that every mode runs frames through.
 
     decode thread ──q_in──▶ process thread (gate → denoise → model) ──q_out──▶ encode thread
 
@@ -11,27 +11,15 @@ everything and aborts the sinks, so a failed run leaves no half file behind.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
-import numpy as np
-import torch
-
-from streamdeblur import hardware
-from streamdeblur.denoise import DENOISERS
-from streamdeblur.io.files import remove_empty
-from streamdeblur.io.frame import Frame
-from streamdeblur.io.sinks import EncodeOptions, Sink, check_output, open_sink
-from streamdeblur.io.sources import Source, SourceInfo, open_source
-from streamdeblur.models import ModelSpec, get_spec
+from streamdeblur.core.frame import Frame
+from streamdeblur.io.sinks import Sink
+from streamdeblur.io.sources import Source
 from streamdeblur.pipeline.queues import StageQueue
-from streamdeblur.pipeline.stages import FrameProcessor, ModelRunner
 from streamdeblur.pipeline.stats import RunStats
-from streamdeblur.weights import find_default_weights, load_model, resolve_weights
 
 QUEUE_SIZE = 4  # frames per hand-over: enough to overlap stages, small enough for 4K memory
 
@@ -172,132 +160,3 @@ def _signal_when_done(target: Callable[[], None], finished: threading.Event) -> 
             finished.set()
 
     return run
-
-
-@dataclass
-class RunConfig:
-    """Options shared by the file, live and batch commands."""
-
-    model: str = "auto"
-    weights: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    selective: bool = False
-    blur_threshold: float | None = None  # None: auto
-    denoise: str = "none"  # a name in denoise.DENOISERS, or none
-    denoise_strength: float = 1.0
-    overwrite: bool = False
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    record_frames: bool = True  # per-frame records, for the report only: long runs without one keep none
-
-    def denoiser(self, device: torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The `--denoise` stage for frames of a model on `device` (TV runs there too)."""
-        if self.denoise == "none":
-            return None
-        return functools.partial(DENOISERS[self.denoise], strength=self.denoise_strength, device=device)
-
-
-@dataclass
-class Engine:
-    """A model chosen and loaded for a device: what every job needs before the first frame."""
-
-    runner: ModelRunner
-    weights: str
-    fallback: str | None
-    reason: str
-    warnings: list[str] = field(default_factory=list)  # options that are a bad idea on this hardware
-
-    @property
-    def description(self) -> str:
-        r = self.runner
-        return f"{r.spec.name} on {hardware.describe_device(r.device)} {r.precision}"
-
-    def report_fields(self) -> dict[str, Any]:
-        r = self.runner
-        return {
-            "model": r.spec.name,
-            "weights": self.weights,
-            "device": str(r.device),
-            "precision": r.precision,
-            "fallback": self.fallback,
-        }
-
-
-def has_weights(config: RunConfig) -> Callable[[ModelSpec], bool]:
-    """Which models `--model auto` may pick: those with default weights installed (with an
-    explicit --weights, any: the weights say whose they are when loaded)."""
-    return lambda spec: config.weights is not None or find_default_weights(spec) is not None
-
-
-def load_engine(config: RunConfig, frame_size: tuple[int, int]) -> Engine:
-    """Resolve device, precision and model (auto picks by hardware and installed weights), load weights."""
-    device = hardware.resolve_device(config.device)
-    precision = hardware.resolve_precision(config.precision, device)
-    choice = hardware.choose_model(config.model, device, frame_size, precision, has_weights(config))
-    spec = get_spec(choice.name)
-    weights = resolve_weights(spec, config.weights or "default")
-    model = load_model(spec.name, weights)
-    runner = ModelRunner(model.for_inference(), spec, device, precision)
-    engine = Engine(runner, str(weights), choice.fallback, choice.reason)
-    slow = choice.reason == "requested" and hardware.unsuitable(spec, device, frame_size, precision)
-    if slow:
-        engine.warnings.append(slow)
-    return engine
-
-
-@dataclass
-class RunResult:
-    """How a job went: its statistics, the engine that ran it, and whether it was cut short."""
-
-    stats: RunStats
-    engine: Engine
-    interrupted: bool
-    completed: bool  # OUTPUT is complete at its final name (also after a graceful interrupt)
-
-    def report(self) -> dict[str, Any]:
-        return self.stats.report(**self.engine.report_fields())
-
-
-def run_file(
-    input_uri: str | Source,
-    output: str,
-    config: RunConfig,
-    on_start: Callable[[SourceInfo, Engine, list[str]], None] | None = None,
-    on_tick: Callable[[RunStats], None] | None = None,
-    engine: Engine | None = None,
-    abort: threading.Event | None = None,
-) -> RunResult:
-    """Deblur one video, image or image sequence (a URI, or a `Source` already opened) into OUTPUT.
-
-    The output is complete and playable also when the run was interrupted (Ctrl-C); on an
-    error nothing is left at OUTPUT (not even the folders made for it) and an existing file
-    there is untouched; a damaged input is processed as far as it decodes (`stats.damage`).
-    Pass an `engine` to reuse a loaded model across files (its recurrent state is reset), and
-    `abort` to make an interruption discard the output instead (see `Pipeline.run`).
-    """
-    source = input_uri if isinstance(input_uri, Source) else open_source(input_uri)
-    created: list[Path] = []
-    pipeline: Pipeline | None = None
-    try:
-        created = check_output(output, source, config.overwrite, config.encode.codec)
-        if engine is None:
-            engine = load_engine(config, source.info.size)
-        engine.runner.reset()
-        stats = RunStats(frames_total=source.info.frame_count, record_frames=config.record_frames)
-        processor = FrameProcessor(
-            engine.runner, stats.stages, config.selective, config.blur_threshold, config.denoiser(engine.runner.device)
-        )
-        sink = open_sink(output, source, config.encode)
-        try:
-            if on_start:
-                on_start(source.info, engine, [*engine.warnings, *sink.warnings])
-            pipeline = Pipeline(source, [sink], processor, stats)
-        except BaseException:  # nothing runs yet: the sink's partial file must go
-            sink.abort()
-            raise
-        interrupted = pipeline.run(on_tick=(lambda: on_tick(stats)) if on_tick else None, abort=abort)
-    finally:
-        source.close()
-        if pipeline is None or not pipeline.completed:
-            remove_empty(created)
-    return RunResult(stats, engine, interrupted, pipeline.completed)

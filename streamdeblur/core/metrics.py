@@ -1,4 +1,4 @@
-"""Image quality: PSNR, SSIM and the Laplacian-variance sharpness the blur gate uses.
+"""Image quality: PSNR, SSIM, and the luma and Laplacian-variance blur score the gate uses.
 
 PSNR and SSIM are written in torch so that `eval` (on the model's device, in float64) and the
 training losses (float32, differentiable) share one definition. SSIM is Wang et al. (2004):
@@ -14,16 +14,33 @@ from __future__ import annotations
 import functools
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamdeblur.pipeline.stages import blur_score, luma
+from streamdeblur.core.frame import to_rgb8
 
+ANALYSIS_WIDTH = 480  # blur scores are measured at this width, so thresholds do not depend on resolution
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: an 11x11 window, as scikit-image and the paper
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """8-bit luma at the analysis width (area-downscaled first, so 16-bit frames shrink before
+    they are reduced to 8 bits; never upscaled)."""
+    small = image
+    h, w = small.shape[:2]
+    if w > ANALYSIS_WIDTH:
+        small = cv2.resize(small, (ANALYSIS_WIDTH, max(1, round(h * ANALYSIS_WIDTH / w))), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(to_rgb8(small), cv2.COLOR_RGB2GRAY)
+
+
+def blur_score(gray: np.ndarray) -> float:
+    """Variance of the Laplacian: high for sharp detail, low for blur (the classic measure)."""
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

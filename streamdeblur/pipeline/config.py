@@ -1,0 +1,44 @@
+"""What the file, live and batch modes share: the run's options, and the frame stages they set up."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from streamdeblur.engine.build import Engine
+from streamdeblur.io.sinks import EncodeOptions
+from streamdeblur.pipeline.denoise import DENOISERS
+from streamdeblur.pipeline.stages import FrameProcessor
+from streamdeblur.pipeline.stats import RunStats
+
+
+@dataclass
+class RunConfig:
+    """Options shared by the file, live and batch commands."""
+
+    model: str = "auto"
+    weights: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    selective: bool = False
+    blur_threshold: float | None = None  # None: auto
+    denoise: str = "none"  # a name in denoise.DENOISERS, or none
+    denoise_strength: float = 1.0
+    overwrite: bool = False
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    record_frames: bool = True  # per-frame records, for the report only: long runs without one keep none
+
+    def denoiser(self, device: torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The `--denoise` stage for frames of a model on `device` (TV runs there too)."""
+        if self.denoise == "none":
+            return None
+        return functools.partial(DENOISERS[self.denoise], strength=self.denoise_strength, device=device)
+
+    def processor(self, engine: Engine, stats: RunStats) -> FrameProcessor:
+        """gate → denoise → model as these options say, timed into `stats`."""
+        denoise = self.denoiser(engine.runner.device)
+        return FrameProcessor(engine.runner, stats.stages, self.selective, self.blur_threshold, denoise)
