@@ -208,7 +208,7 @@ def run_command(input: str, output: str, **options: Any) -> int:
         display.stop()  # the error line must not land inside the progress display
         raise
     if options["report"]:
-        write_report(options["report"], result.report())
+        write_report(options["report"], result.report().to_json())
     display.summary(result.stats, output, result.interrupted)
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
@@ -299,7 +299,7 @@ def batch_command(in_dir: Path, out_dir: Path, **options: Any) -> int:
 def live_command(source: str, outputs: tuple[str, ...], **options: Any) -> int:
     """Deblur a live SOURCE: a webcam (0, /dev/video0), rtsp://, http(s)://, udp://, or a file
     played at its native rate. Runs until --duration, Ctrl-C or q in the preview."""
-    from streamdeblur.io.streams import StreamOptions
+    from streamdeblur.io.sources import StreamOptions
     from streamdeblur.live import LiveOptions, run_live
     from streamdeblur.live_display import LiveDisplay
 
@@ -316,7 +316,7 @@ def live_command(source: str, outputs: tuple[str, ...], **options: Any) -> int:
     finally:
         display.stop()
     if options["report"]:
-        write_report(options["report"], result.report())
+        write_report(options["report"], result.report().to_json())
     display.summary(result)
     if result.failure:
         raise StreamdeblurError(result.failure)

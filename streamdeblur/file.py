@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from streamdeblur.core.files import remove_empty
+from streamdeblur.core.report import FileReport
 from streamdeblur.engine.build import Engine, build_engine
-from streamdeblur.io.sinks import check_output, open_sink
+from streamdeblur.io.sinks import check_file_output, open_file_sink
 from streamdeblur.io.sources import Source, SourceInfo, open_source
 from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.pipeline import Pipeline
@@ -25,8 +26,8 @@ class RunResult:
     interrupted: bool
     completed: bool  # OUTPUT is complete at its final name (also after a graceful interrupt)
 
-    def report(self) -> dict[str, Any]:
-        return self.stats.report(**self.engine.report_fields())
+    def report(self) -> FileReport:
+        return self.stats.report(self.engine.report_fields())
 
 
 def run_file(
@@ -50,13 +51,13 @@ def run_file(
     created: list[Path] = []
     pipeline: Pipeline | None = None
     try:
-        created = check_output(output, source, config.overwrite, config.encode.codec)
+        created = check_file_output(output, source, config.overwrite, config.encode.codec)
         if engine is None:
             engine = build_engine(config, source.info.size)
         engine.runner.reset()
         stats = RunStats(frames_total=source.info.frame_count, record_frames=config.record_frames)
         processor = config.processor(engine, stats)
-        sink = open_sink(output, source, config.encode)
+        sink = open_file_sink(output, source, config.encode)
         try:
             if on_start:
                 on_start(source.info, engine, [*engine.warnings, *sink.warnings])

@@ -21,12 +21,11 @@ from typing import Any, Callable
 import numpy as np
 
 from streamdeblur.core.frame import Frame
+from streamdeblur.core.report import LiveFigures, LiveReport
 from streamdeblur.engine.build import Engine, build_engine, has_weights
 from streamdeblur.engine.choice import lighter_model
-from streamdeblur.io.outputs import PreviewWindow, check_display, check_outputs, open_outputs, output_kind
-from streamdeblur.io.sinks import Sink
-from streamdeblur.io.sources import SourceInfo, open_source
-from streamdeblur.io.streams import LiveSource, StreamOptions
+from streamdeblur.io.sinks import PreviewWindow, Sink, check_display, check_live_outputs, open_live_outputs, output_kind
+from streamdeblur.io.sources import LiveSource, SourceInfo, StreamOptions, open_source
 from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.pipeline import Pipeline
 from streamdeblur.pipeline.stats import RunStats
@@ -81,12 +80,9 @@ class LiveResult:
     interrupted: bool
     failure: str | None
 
-    def report(self) -> dict[str, Any]:
-        return self.stats.report(
-            **self.engine.report_fields(),
-            reconnects=self.source.reconnects,
-            latency_ms=self.latency.percentiles_ms(),
-        )
+    def report(self) -> LiveReport:
+        live = LiveFigures(self.source.reconnects, self.latency.percentiles_ms())
+        return self.stats.report(self.engine.report_fields(), LiveReport, live=live)
 
 
 def model_ms(engine: Engine, info: SourceInfo) -> float:
@@ -143,11 +139,11 @@ def run_live(uri: str, config: RunConfig, options: LiveOptions, display: Any) ->
     source = open_source(uri, options.stream)
     preview = PreviewWindow() if options.preview else None
     try:
-        check_outputs(options.outputs, source, config.overwrite, config.encode.codec)
+        check_live_outputs(options.outputs, source, config.overwrite, config.encode.codec)
         engine = keep_up(build_engine(config, source.info.size), config, source.info)
         stats = RunStats(record_frames=config.record_frames)
         processor = config.processor(engine, stats)
-        outputs = open_outputs(options.outputs, source, config.encode)
+        outputs = open_live_outputs(options.outputs, source, config.encode)
         probe = LatencyProbe()
         sinks = [*outputs, *([preview] if preview else []), probe]
         process = keeping_original(processor) if preview else processor

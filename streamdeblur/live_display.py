@@ -16,7 +16,7 @@ from rich.text import Text
 from streamdeblur.display import clock, describe_engine, format_rate, stage_summary
 from streamdeblur.engine.build import Engine
 from streamdeblur.io.sinks import Sink
-from streamdeblur.io.streams import LiveSource
+from streamdeblur.io.sources import LiveSource
 from streamdeblur.live import RECENT, LatencyProbe, LiveResult
 from streamdeblur.pipeline.pipeline import Pipeline
 from streamdeblur.pipeline.stats import RunStats

@@ -20,6 +20,7 @@ from conftest import REPO
 from media import clip_frames, decode_rgb, probe, texture, write_video
 from test_cli import assert_one_line_error, run_cli
 from test_pipeline import _Echo
+from test_report import check_schema
 
 from streamdeblur.batch.server import InferenceServer, SharedRunner
 from streamdeblur.engine.build import Engine
@@ -78,6 +79,7 @@ def test_batch_mirrors_tree_reports_broken_inputs_and_reruns(tmp_path: Path, rt_
     assert any(line.startswith("scans/fake.png: not a readable image") for line in lines), err
 
     data = json.loads(report.read_text())
+    check_schema(data, "batch")
     entries = {e["input"]: e for e in data["inputs"]}
     assert len(entries) == 11
     assert {k for k, e in entries.items() if e["status"] == "done"} == {

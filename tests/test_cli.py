@@ -15,11 +15,12 @@ import cv2
 import pytest
 from conftest import REPO, shared_path
 from media import clip_frames, probe, texture, write_video
+from test_report import check_schema
 
 from streamdeblur.cli import main
+from streamdeblur.core.files import partial_path
 from streamdeblur.engine.device import CPU_NATIVE, cpu_has
 from streamdeblur.engine.weights import save_weights
-from streamdeblur.io.sinks import partial_path
 from streamdeblur.models import create_model, get_spec
 
 REPORT_KEYS = {
@@ -75,6 +76,7 @@ def test_end_to_end_file_keeps_frames_rate_timestamps_and_audio(tmp_path: Path, 
     assert b["audio_seconds"] == pytest.approx(a["audio_seconds"], abs=1e-6)
     data = json.loads(report.read_text())
     assert set(data) == REPORT_KEYS
+    check_schema(data, "file")
     assert data["frames_in"] == data["frames_out"] == 12 and data["frames_skipped"] == 0
     assert (data["model"], data["device"], data["precision"]) == ("rt-focuser", "cpu", "fp32")
     assert set(data["stages"]) == {"decode", "gate", "denoise", "model", "encode"}
@@ -207,6 +209,7 @@ def test_damaged_input_is_written_as_far_as_it_decodes(tmp_path: Path, rt_weight
         warnings = [line for line in err.splitlines() if line.startswith("warning")]
         assert len(warnings) == 1 and "input is damaged" in warnings[0], err
         data = json.loads(report.read_text())
+        check_schema(data, "file")
         assert 0 < data["input_damaged"]["frames_decoded"] == data["frames_out"] == probe(out)["frames"] < 30
     bad, out = _cut(write_video(tmp_path / "slow.mp4", clip_frames(30, 64, 48))), tmp_path / "out_slow.mp4"
     result = run_cli(bad, "-o", out, "--model", "rt-focuser", "--weights", rt_weights, "-q")

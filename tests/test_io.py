@@ -20,12 +20,13 @@ from media import clip_frames, decode_rgb, display_matrix, probe, texture, write
 from safetensors.torch import save_file
 
 from streamdeblur.core.errors import InputError, OutputError, StreamdeblurError, UsageError
-from streamdeblur.core.files import atomic_write, atomic_write_text, file_mode
+from streamdeblur.core.files import atomic_write, atomic_write_text, file_mode, partial_path
 from streamdeblur.core.frame import Frame
 from streamdeblur.file import run_file
 from streamdeblur.io.containers import choose_pix_fmt
-from streamdeblur.io.sinks import EncodeOptions, check_output, open_sink, partial_path
-from streamdeblur.io.sources import ImageSequenceSource, VideoFileSource, expand_sequence, open_source
+from streamdeblur.io.sinks import EncodeOptions, check_file_output, open_file_sink
+from streamdeblur.io.sources import ImageSequenceSource, VideoFileSource, open_source
+from streamdeblur.io.sources.images import expand_sequence
 from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.pipeline import Pipeline
 from streamdeblur.pipeline.stats import RunStats, write_report
@@ -42,9 +43,9 @@ def passthrough(
 ) -> RunStats:
     """Run the pipeline with an identity (or given) processing step."""
     source = open_source(src)
-    check_output(str(dst), source, overwrite, codec)
+    check_file_output(str(dst), source, overwrite, codec)
     stats = RunStats()
-    sink = open_sink(str(dst), source, EncodeOptions(codec=codec, crf=10))
+    sink = open_file_sink(str(dst), source, EncodeOptions(codec=codec, crf=10))
     with source:
         assert Pipeline(source, [sink], process, stats).run() is False
     return stats
@@ -159,7 +160,7 @@ def test_sequence_in_a_folder_and_files_with_pattern_characters(tmp_path: Path, 
     Path("clip [1080p].png").write_bytes(Path("frames/0000.png").read_bytes())
     assert not isinstance(open_source("clip [1080p].png"), ImageSequenceSource)  # an existing file is a file
     with pytest.raises(UsageError, match="printf pattern"):
-        check_output("out%.png", open_source("frames/%04d.png"), overwrite=False)
+        check_file_output("out%.png", open_source("frames/%04d.png"), overwrite=False)
 
 
 def test_error_aborts_and_leaves_existing_output_untouched(tmp_path: Path) -> None:
@@ -207,15 +208,15 @@ def test_output_checks(tmp_path: Path) -> None:
     with open_source(src) as source:
         (tmp_path / "exists.mp4").write_bytes(b"x")
         with pytest.raises(OutputError, match="already exists"):
-            check_output(str(tmp_path / "exists.mp4"), source, overwrite=False)
-        check_output(str(tmp_path / "exists.mp4"), source, overwrite=True)
-        assert check_output(str(tmp_path / "new" / "out.mp4"), source, overwrite=False) == [tmp_path / "new"]
+            check_file_output(str(tmp_path / "exists.mp4"), source, overwrite=False)
+        check_file_output(str(tmp_path / "exists.mp4"), source, overwrite=True)
+        assert check_file_output(str(tmp_path / "new" / "out.mp4"), source, overwrite=False) == [tmp_path / "new"]
         with pytest.raises(OutputError, match="cannot create folder"):
-            check_output(str(tmp_path / "exists.mp4" / "out.mp4"), source, overwrite=False)
+            check_file_output(str(tmp_path / "exists.mp4" / "out.mp4"), source, overwrite=False)
         with pytest.raises(UsageError, match="must be a video"):
-            check_output(str(tmp_path / "out.png"), source, overwrite=False)
+            check_file_output(str(tmp_path / "out.png"), source, overwrite=False)
         with pytest.raises(OutputError, match="overwrite INPUT"):
-            check_output(str(src), source, overwrite=True)
+            check_file_output(str(src), source, overwrite=True)
 
 
 def test_failed_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
@@ -328,7 +329,7 @@ def test_damaged_input_gives_every_frame_that_decodes(tmp_path: Path, name: str,
     assert stats.damage is not None and stats.damage.problems, stats.damage
     assert stats.damage.frames_decoded == stats.frames_in == stats.frames_out >= least
     assert probe(tmp_path / f"out{ext}")["frames"] == stats.frames_out
-    assert stats.report()["input_damaged"]["frames_decoded"] == stats.frames_out
+    assert stats.report().to_json()["input_damaged"]["frames_decoded"] == stats.frames_out
 
 
 @pytest.mark.parametrize(
@@ -358,12 +359,12 @@ def test_codecs_and_formats_the_output_cannot_take_are_usage_errors(tmp_path: Pa
     src = write_video(tmp_path / "in.mkv", ten_bit, pix_fmt="yuv420p10le")
     with open_source(src) as source:
         with pytest.raises(UsageError, match="--codec libx264: .webm cannot hold it"):
-            check_output(str(tmp_path / "o.webm"), source, False, "libx264")
+            check_file_output(str(tmp_path / "o.webm"), source, False, "libx264")
         with pytest.raises(UsageError, match="unsupported video format .xyz"):
-            check_output(str(tmp_path / "o.xyz"), source, False)
+            check_file_output(str(tmp_path / "o.xyz"), source, False)
         with pytest.raises(UsageError, match="unknown encoder"):
-            check_output(str(tmp_path / "o.mp4"), source, False, "nope")
-        sink = open_sink(str(tmp_path / "o.webm"), source, EncodeOptions(codec="libvpx-vp9"))
+            check_file_output(str(tmp_path / "o.mp4"), source, False, "nope")
+        sink = open_file_sink(str(tmp_path / "o.webm"), source, EncodeOptions(codec="libvpx-vp9"))
         sink.abort()
     assert sink.warnings == ["libvpx-vp9 cannot encode 10-bit video: written as 8-bit"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
@@ -375,9 +376,11 @@ def test_interrupt_counts_every_frame_and_ends_audio_with_the_video(tmp_path: Pa
     src = write_video(tmp_path / "in.mp4", clip_frames(60, 64, 48), audio_seconds=2.4)
     out = tmp_path / "out.mp4"
     source = open_source(src)
-    check_output(str(out), source, overwrite=False)
+    check_file_output(str(out), source, overwrite=False)
     stats = RunStats()
-    pipeline = Pipeline(source, [open_sink(str(out), source, EncodeOptions())], lambda f: time.sleep(0.02) or f, stats)
+    pipeline = Pipeline(
+        source, [open_file_sink(str(out), source, EncodeOptions())], lambda f: time.sleep(0.02) or f, stats
+    )
     pressed: list[bool] = []
 
     def ctrl_c() -> None:

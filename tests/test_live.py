@@ -27,16 +27,18 @@ import pytest
 from conftest import REPO
 from media import clip_frames, probe, write_video
 from test_cli import REPORT_KEYS, assert_one_line_error, run_cli
+from test_report import check_schema
 
 from streamdeblur.core.errors import InputError
+from streamdeblur.core.files import partial_path
 from streamdeblur.core.frame import Frame
 from streamdeblur.engine.build import build_engine
 from streamdeblur.engine.weights import save_weights
 from streamdeblur.io.colour import resolve_colour
-from streamdeblur.io.outputs import StreamSink
-from streamdeblur.io.sinks import EncodeOptions, VideoFileSink, partial_path
+from streamdeblur.io.sinks import EncodeOptions, VideoFileSink
+from streamdeblur.io.sinks.stream import StreamSink
 from streamdeblur.io.sources import SourceInfo
-from streamdeblur.io.streams import BACKOFF_FIRST, AVCapture, LiveSource, StreamOptions, WebcamCapture, source_kind
+from streamdeblur.io.sources.live import BACKOFF_FIRST, AVCapture, LiveSource, StreamOptions, WebcamCapture, source_kind
 from streamdeblur.live import LiveOptions, keep_up, run_live
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.pipeline.config import RunConfig
@@ -159,6 +161,7 @@ def live_args(rt_weights: Path, report: Path, *extra: object) -> list[object]:
 def check_report(report: Path) -> dict:
     data = json.loads(report.read_text())
     assert set(data) == LIVE_KEYS
+    check_schema(data, "live")
     assert data["frames_in"] == data["frames_out"] + data["frames_dropped"]
     latency = data["latency_ms"]
     assert 0 < latency["p50"] <= latency["p95"] <= latency["max"]

@@ -22,7 +22,8 @@ from test_cli import assert_one_line_error, run_cli
 from streamdeblur.engine.weights import load_model, read_manifest, save_weights, sha256
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
-from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
+from streamdeblur.train.config import TrainConfig
+from streamdeblur.train.loop import RunOptions, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss
 

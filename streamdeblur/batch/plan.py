@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from streamdeblur.core.errors import InputError, OutputError, UsageError
+from streamdeblur.core.files import partial_path
+from streamdeblur.core.report import EngineFields
 from streamdeblur.io.containers import VIDEO_CONTAINERS, can_hold
-from streamdeblur.io.sinks import partial_path
 from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, Source, VideoFileSource
 from streamdeblur.pipeline.stats import RunStats
 
@@ -51,7 +52,7 @@ class Item:
     warnings: list[str] = field(default_factory=list)
     created: list[Path] = field(default_factory=list)  # folders made for `dst`
     stats: RunStats | None = None
-    engine: dict[str, Any] | None = None  # model, weights, device, precision, fallback that ran it
+    engine: EngineFields | None = None  # the model, weights, device, precision that ran it
 
     def skip(self, reason: str) -> None:
         self.status, self.reason = "skipped", reason

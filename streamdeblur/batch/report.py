@@ -9,13 +9,12 @@ written, seconds spent, and `input_damaged` for a damaged input that was done al
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 from streamdeblur.batch.plan import STATUSES, Item
+from streamdeblur.core.report import BatchFigures, BatchInput, BatchReport, EngineFields
 from streamdeblur.pipeline.stats import RunStats
-
-ENGINE_KEYS = ("model", "weights", "device", "precision", "fallback")
 
 
 def totals(items: list[Item], seconds: float) -> RunStats:
@@ -39,39 +38,42 @@ def totals(items: list[Item], seconds: float) -> RunStats:
     return total
 
 
-def engine_fields(items: list[Item]) -> dict[str, Any]:
-    """Model, weights, device, precision and fallback of the files that ran; several values
-    (several GPUs or cluster nodes) are joined with commas."""
-    fields: dict[str, Any] = {}
-    for key in ENGINE_KEYS:
-        values = list(dict.fromkeys(str(i.engine[key]) for i in items if i.engine and i.engine[key] is not None))
-        fields[key] = ", ".join(values) if values else None
-    return fields
+def engine_fields(items: list[Item]) -> EngineFields:
+    """The engine fields of the files that ran; several values (several GPUs or cluster
+    nodes) are joined with commas."""
+    engines = [i.engine for i in items if i.engine]
+    joined = {}
+    for f in dataclasses.fields(EngineFields):
+        values = list(dict.fromkeys(str(v) for e in engines if (v := getattr(e, f.name)) is not None))
+        joined[f.name] = ", ".join(values) if values else None
+    return EngineFields(**joined)
 
 
-def entry(item: Item, out_dir: Path) -> dict[str, Any]:
-    return {
-        "input": item.rel.as_posix(),
-        "output": item.dst.relative_to(out_dir).as_posix() if item.dst else None,
-        "kind": item.kind,
-        "status": item.status,
-        "error": item.error,
-        "reason": item.reason,
-        "frames": item.frames,
-        "seconds": round(item.seconds, 3),
-        "warnings": item.warnings,
-        "input_damaged": item.stats.damage.report() if item.stats and item.stats.damage else None,
-    }
+def batch_input(item: Item, out_dir: Path) -> BatchInput:
+    return BatchInput(
+        input=item.rel.as_posix(),
+        output=item.dst.relative_to(out_dir).as_posix() if item.dst else None,
+        kind=item.kind,
+        status=item.status,
+        error=item.error,
+        reason=item.reason,
+        frames=item.frames,
+        seconds=round(item.seconds, 3),
+        warnings=item.warnings,
+        input_damaged=item.stats.damage.report() if item.stats and item.stats.damage else None,
+    )
 
 
 def batch_report(
     items: list[Item], in_dir: Path, out_dir: Path, seconds: float, batching: dict[str, int] | None = None
-) -> dict[str, Any]:
+) -> BatchReport:
     """`batching` (local runs): forward passes of the model and frames through them."""
-    data = totals(items, seconds).report(**engine_fields(items))
-    data["in_dir"], data["out_dir"] = str(in_dir), str(out_dir)
-    data["seconds"] = round(seconds, 3)
-    data["batching"] = batching
-    data["counts"] = {status: sum(i.status == status for i in items) for status in STATUSES}
-    data["inputs"] = [entry(item, out_dir) for item in items]
-    return data
+    figures = BatchFigures(
+        in_dir=str(in_dir),
+        out_dir=str(out_dir),
+        seconds=round(seconds, 3),
+        batching=batching,
+        counts={status: sum(i.status == status for i in items) for status in STATUSES},
+        inputs=[batch_input(item, out_dir) for item in items],
+    )
+    return totals(items, seconds).report(engine_fields(items), BatchReport, batch=figures)

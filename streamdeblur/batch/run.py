@@ -127,7 +127,8 @@ def run_batch(options: BatchOptions, config: RunConfig) -> int:
         remove_empty(folder for item in items if item.status != "done" for folder in item.created)
     seconds = time.perf_counter() - start
     if options.report:
-        write_report(options.report, batch_report(items, options.in_dir, options.out_dir, seconds, batching))
+        report = batch_report(items, options.in_dir, options.out_dir, seconds, batching)
+        write_report(options.report, report.to_json())
     display.summary(items, seconds, options.out_dir, interrupted)
     if interrupted:
         return EXIT_INTERRUPTED

@@ -7,10 +7,11 @@ speed does not depend on them), eval, and training's own evaluations (the model 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from torch import nn
 
+from streamdeblur.core.report import EngineFields
 from streamdeblur.engine.choice import choose_model, unsuitable
 from streamdeblur.engine.device import describe_device, resolve_device, resolve_precision
 from streamdeblur.engine.runner import ModelRunner
@@ -55,15 +56,9 @@ class Engine:
         r = self.runner
         return f"{r.spec.name} on {describe_device(r.device)} {r.precision}"
 
-    def report_fields(self) -> dict[str, Any]:
+    def report_fields(self) -> EngineFields:
         r = self.runner
-        return {
-            "model": r.spec.name,
-            "weights": self.weights,
-            "device": str(r.device),
-            "precision": r.precision,
-            "fallback": self.fallback,
-        }
+        return EngineFields(r.spec.name, self.weights, str(r.device), r.precision, self.fallback)
 
 
 def has_weights(options: EngineRequest) -> Callable[[ModelSpec], bool]:

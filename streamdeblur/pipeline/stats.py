@@ -11,15 +11,17 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from streamdeblur.core.errors import OutputError
 from streamdeblur.core.files import atomic_write_text
 from streamdeblur.core.frame import Frame
+from streamdeblur.core.report import Counts, EngineFields, FileReport, StageTime
 from streamdeblur.core.timing import StageTimer
 from streamdeblur.io.damage import Damage
 
 STAGES = ("decode", "gate", "denoise", "model", "encode")
+R = TypeVar("R", bound=FileReport)
 
 
 @dataclass
@@ -75,24 +77,20 @@ class RunStats:
     def skip_ratio(self) -> float:
         return self.frames_skipped / self.frames_out if self.frames_out else 0.0
 
-    def report(self, **run: Any) -> dict[str, Any]:
-        """The report dict: the keys of design.md, with `run` giving model, weights, device,
-        precision and fallback (and any mode-specific extras)."""
-        data: dict[str, Any] = {
-            "frames_in": self.frames_in,
-            "frames_out": self.frames_out,
-            "frames_skipped": self.frames_skipped,
-            "frames_dropped": self.frames_dropped,
-            "fps": round(self.fps, 3),
-            "input_damaged": self.damage.report() if self.damage else None,
-        }
-        data.update(run)
-        data["stages"] = {
-            name: {"total_ms": round(1000 * t.total, 3), "mean_ms": round(t.mean_ms, 3)}
-            for name, t in self.stages.items()
-        }
-        data["frames"] = self.frames
-        return data
+    def counts(self) -> Counts:
+        return Counts(
+            self.frames_in,
+            self.frames_out,
+            self.frames_skipped,
+            self.frames_dropped,
+            round(self.fps, 3),
+            self.damage.report() if self.damage else None,
+        )
+
+    def report(self, engine: EngineFields | None = None, kind: type[R] = FileReport, **parts: Any) -> R:
+        """The run report of `kind` (a mode's own type, with its own `parts`) from these figures."""
+        stages = {name: StageTime(round(1000 * t.total, 3), round(t.mean_ms, 3)) for name, t in self.stages.items()}
+        return kind(self.counts(), engine, stages, self.frames, **parts)
 
 
 def check_report_path(path: Path) -> None:
@@ -102,7 +100,7 @@ def check_report_path(path: Path) -> None:
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    """Write the report JSON atomically (a reader never sees half a file)."""
+    """Write a report's JSON (`to_json()`) atomically (a reader never sees half a file)."""
     try:
         atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     except OSError as err:

@@ -8,16 +8,13 @@ synthetic blur, so the GPU blurs its own data and a resumed run sees the same ba
 from __future__ import annotations
 
 import concurrent.futures
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from streamdeblur.train.config import TrainConfig
 from streamdeblur.train.datasets import Dataset, Sample, Sampler
 from streamdeblur.train.synth import blur_mix, mix_config, synthesize
-
-if TYPE_CHECKING:
-    from streamdeblur.train.loop import TrainConfig
 
 
 def _step_seed(seed: int, step: int) -> int:

@@ -28,9 +28,10 @@ from streamdeblur.models import model_names
 from streamdeblur.option_groups import apply_options
 from streamdeblur.pipeline.denoise import DENOISERS
 from streamdeblur.train import checkpoint
+from streamdeblur.train.config import TrainConfig
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
-from streamdeblur.train.loop import RunOptions, TrainConfig, Trainer
+from streamdeblur.train.loop import RunOptions, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.synth import PRESETS
 

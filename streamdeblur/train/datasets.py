@@ -31,7 +31,8 @@ import torch
 
 from streamdeblur.core.errors import InputError, UsageError
 from streamdeblur.core.frame import to_rgb8
-from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source, read_image
+from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source
+from streamdeblur.io.sources.images import read_image
 from streamdeblur.train.synth import average_frames
 
 KINDS = ("gopro", "gopro-gamma", "reds", "dvd", "paired", "sharp", "average")

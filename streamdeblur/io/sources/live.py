@@ -45,7 +45,7 @@ from streamdeblur.io.colour import (
     resolve_colour,
     stream_colour,
 )
-from streamdeblur.io.sources import Source, SourceInfo
+from streamdeblur.io.sources.base import Source, SourceInfo
 
 NETWORK_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp"}
 TIME_BASE = Fraction(1, 1000)  # capture-time pts in milliseconds (every muxer takes it)
@@ -58,7 +58,6 @@ PACING_SLACK = 0.2  # seconds a paced file may fall behind its clock before the 
 DEFAULT_FPS = Fraction(30)  # for sources that do not say (most webcams say)
 END_OF_STREAM = "end of stream"  # what a reader reports when its source ends cleanly
 _WEBCAM_PATH = re.compile(r"/dev/(video\d+|v4l/.+)")
-
 Captured = tuple[np.ndarray, float, float]  # RGB picture, monotonic capture time, seconds to decode
 
 
