@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from streamdeblur.bench import run_bench
-from streamdeblur.engine.device import tune_allocator
+from streamdeblur.core.allocator import tune_allocator
 from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.models import create_model, get_spec, model_names
 

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from streamdeblur.engine.device import tune_allocator
+from streamdeblur.core.allocator import tune_allocator
 from streamdeblur.engine.weights import load_model
 
 

@@ -21,7 +21,7 @@ FAULTS_OF_FIVE_BLOCKS = textwrap.dedent(
     """
     import resource, sys, threading
     import torch
-    from streamdeblur.engine.device import tune_allocator
+    from streamdeblur.core.allocator import tune_allocator
     if sys.argv[1] == "tuned":
         assert tune_allocator()
     faults = []

@@ -242,7 +242,7 @@ def test_usage_and_output_errors(tmp_path: Path, rt_weights: Path) -> None:
 
 def test_unexpected_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A library's multi-line message (C++ frames, hints) is cut to its first line."""
-    import streamdeblur.cli as cli
+    import streamdeblur.cli.run as cli
 
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("it broke\nException raised from somewhere (most recent call first):\nframe #0: ...")

@@ -1,5 +1,4 @@
-"""`streamdeblur train` and `streamdeblur eval`: their options and what they do (cli.py
-registers them as commands).
+"""`streamdeblur train` and `streamdeblur eval`: their options, their commands and what they do.
 
 Both talk to the user on stderr (rich progress, a summary table) and keep stdout for JSON.
 """
@@ -21,11 +20,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from streamdeblur.cli.options import apply_options
 from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.device import PRECISIONS, describe_device
 from streamdeblur.models import model_names
-from streamdeblur.option_groups import apply_options
 from streamdeblur.pipeline.denoise import DENOISERS
 from streamdeblur.train import checkpoint
 from streamdeblur.train.config import TrainConfig
@@ -300,3 +299,17 @@ def eval_from_options(o: dict[str, Any]) -> int:
         o["model"], o["weights"], list(o["data"]), o["split"], options, o["device"], o["precision"], o["average"],
         o["as_json"], o["output"], o["quiet"],
     )  # fmt: skip
+
+
+@click.command("train")
+@train_options
+def train_command(**options: Any) -> int:
+    """Train a model on your data; writes checkpoints, logs and .safetensors weights to --out."""
+    return train_from_options(options)
+
+
+@click.command("eval")
+@eval_options
+def eval_command(**options: Any) -> int:
+    """PSNR, SSIM and sharpness of a model's output against ground truth, with the input's."""
+    return eval_from_options(options)

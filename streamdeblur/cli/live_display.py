@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from streamdeblur.display import clock, describe_engine, format_rate, stage_summary
+from streamdeblur.cli.display import clock, describe_engine, format_rate, stage_summary
 from streamdeblur.engine.build import Engine
 from streamdeblur.io.sinks import Sink
 from streamdeblur.io.sources import LiveSource
