@@ -58,7 +58,7 @@ class BatchInput:
 
     input: str
     output: str | None
-    kind: str
+    kind: str | None  # "video" or "image"; None: neither
     status: str
     error: str | None
     reason: str | None
