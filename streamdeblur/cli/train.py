@@ -171,7 +171,7 @@ def eval_tables(report: dict[str, Any]) -> list[Table]:
     return tables
 
 
-# -- click options (the commands themselves are in cli.py) ---------------------------------------
+# -- click options ----------------------------------------------------------------------------------
 
 BLURS = click.Choice(list(PRESETS))
 AVERAGE_HELP = "Frames averaged per blurry frame, odd (average: data)."

@@ -1,1 +1,2 @@
-"""Input and output: sources that yield frames, sinks that write them, colour handling."""
+"""Input and output: `sources/` yield frames, `sinks/` write them; colour, containers,
+orientation and damage are what both sides share."""
