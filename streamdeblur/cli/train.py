@@ -6,14 +6,12 @@ Both talk to the user on stderr (rich progress, a summary table) and keep stdout
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import click
-import torch
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
@@ -25,7 +23,7 @@ from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.device import PRECISIONS, describe_device
 from streamdeblur.models import model_names
-from streamdeblur.pipeline.denoise import DENOISERS
+from streamdeblur.pipeline.denoise import DENOISERS, denoiser
 from streamdeblur.train import checkpoint
 from streamdeblur.train.config import TrainConfig
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
@@ -115,6 +113,8 @@ def run_eval(
     device: str,
     precision: str,
     average: int,
+    denoise: str,
+    denoise_strength: float,
     as_json: bool,
     output: Path | None,
     quiet: bool,
@@ -127,6 +127,7 @@ def run_eval(
     # `model` is a named model, so build_engine has nothing to choose and the frame size is moot
     engine = build_engine(EngineOptions(model, weights, device, precision), (0, 0))
     runner = engine.runner
+    options = dataclasses.replace(options, denoise=denoiser(denoise, denoise_strength, runner.device))
     progress = _progress(console, "evaluating")
     task = progress.add_task("eval", total=None, status="")
     with progress:
@@ -274,7 +275,7 @@ def eval_options(fn: Callable) -> Callable:
                 default="none",
                 show_default=True,
                 type=click.Choice(["none", *DENOISERS]),
-                help="Denoise the blurry input before the model, as a run's --denoise does (on the CPU).",
+                help="Denoise the blurry input before the model, as a run's --denoise does.",
             ),
             click.option("--denoise-strength", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True)),
             click.option("--max-clips", default=None, type=click.IntRange(1), help="Clips per dataset."),
@@ -290,14 +291,10 @@ def eval_options(fn: Callable) -> Callable:
 
 
 def eval_from_options(o: dict[str, Any]) -> int:
-    denoise = None if o["denoise"] == "none" else DENOISERS[o["denoise"]]
-    options = EvalOptions(
-        **{k: o[k] for k in ("blur", "seed", "frames", "crop", "max_clips", "max_frames")},
-        denoise=denoise and functools.partial(denoise, strength=o["denoise_strength"], device=torch.device("cpu")),
-    )
+    options = EvalOptions(**{k: o[k] for k in ("blur", "seed", "frames", "crop", "max_clips", "max_frames")})
     return run_eval(
         o["model"], o["weights"], list(o["data"]), o["split"], options, o["device"], o["precision"], o["average"],
-        o["as_json"], o["output"], o["quiet"],
+        o["denoise"], o["denoise_strength"], o["as_json"], o["output"], o["quiet"],
     )  # fmt: skip
 
 

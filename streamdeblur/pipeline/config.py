@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -11,7 +10,7 @@ import torch
 
 from streamdeblur.engine.build import Engine
 from streamdeblur.io.sinks import EncodeOptions
-from streamdeblur.pipeline.denoise import DENOISERS
+from streamdeblur.pipeline.denoise import denoiser
 from streamdeblur.pipeline.stages import FrameProcessor
 from streamdeblur.pipeline.stats import RunStats
 
@@ -34,9 +33,7 @@ class RunConfig:
 
     def denoiser(self, device: torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
         """The `--denoise` stage for frames of a model on `device` (TV runs there too)."""
-        if self.denoise == "none":
-            return None
-        return functools.partial(DENOISERS[self.denoise], strength=self.denoise_strength, device=device)
+        return denoiser(self.denoise, self.denoise_strength, device)
 
     def processor(self, engine: Engine, stats: RunStats) -> FrameProcessor:
         """gate → denoise → model as these options say, timed into `stats`."""

@@ -10,6 +10,7 @@ parameter (1 is the tuned default; 2 smooths twice as hard).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import cv2
@@ -101,3 +102,11 @@ def tv_chambolle(
 
 
 DENOISERS: dict[str, Denoiser] = {"bilateral": bilateral, "nlm": nlm, "tv": tv}
+
+
+def denoiser(name: str, strength: float, device: torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
+    """`--denoise NAME --denoise-strength S` as a stage for frames of a model on `device` (TV
+    runs there too); None for `none`."""
+    if name == "none":
+        return None
+    return functools.partial(DENOISERS[name], strength=strength, device=device)
