@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
-import numpy as np
-import torch
 
 from streamdeblur.engine.build import Engine
 from streamdeblur.io.sinks import EncodeOptions
@@ -25,17 +21,14 @@ class RunConfig:
     precision: str = "auto"
     selective: bool = False
     blur_threshold: float | None = None  # None: auto
-    denoise: str = "none"  # a name in denoise.DENOISERS, or none
+    denoise: str = "none"  # a name in pipeline/denoise.py's DENOISERS, or none
     denoise_strength: float = 1.0
     overwrite: bool = False
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     record_frames: bool = True  # per-frame records, for the report only: long runs without one keep none
 
-    def denoiser(self, device: torch.device) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The `--denoise` stage for frames of a model on `device` (TV runs there too)."""
-        return denoiser(self.denoise, self.denoise_strength, device)
-
     def processor(self, engine: Engine, stats: RunStats) -> FrameProcessor:
-        """gate → denoise → model as these options say, timed into `stats`."""
-        denoise = self.denoiser(engine.runner.device)
+        """gate → denoise → model as these options say, timed into `stats` (the denoiser runs
+        on the model's device: TV denoising runs on a GPU too)."""
+        denoise = denoiser(self.denoise, self.denoise_strength, engine.runner.device)
         return FrameProcessor(engine.runner, stats.stages, self.selective, self.blur_threshold, denoise)
