@@ -1,7 +1,7 @@
 """The layers of setup.cfg's import-linter contracts hold: no arrow runs up, no import loops.
 
-    cli → modes (batch, live, train, compare, importer, bench) → file → pipeline → engine
-        → models, io → core (the ground floor)
+cli → modes (batch, live, train, compare, importer, bench) → file → pipeline → engine
+    → models, io → core (the ground floor)
 """
 
 from __future__ import annotations
