@@ -233,9 +233,10 @@ class Trainer:
     def _evaluate(self, runner: ModelRunner, options: EvalOptions) -> dict[str, Any]:
         """Evaluate on the test split blurred as `options` says. The frames, their blur and
         their input-side figures do not depend on the model: they are prepared once (if they
-        fit in EVAL_CACHE_BYTES; else read again each time) for all of the run's evaluations."""
+        fit in their share of EVAL_CACHE_BYTES, which all presets' caches share; else read again
+        each time) for all of the run's evaluations."""
         if options.blur not in self._eval_sets:
-            prepared = prepare(self.eval_data, options, EVAL_CACHE_BYTES)
+            prepared = prepare(self.eval_data, options, EVAL_CACHE_BYTES // len(self.eval_options))
             self._eval_sets[options.blur] = prepared if prepared is not None else self.eval_data
         return evaluate(runner, self._eval_sets[options.blur], options)
 
