@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from test_cli import assert_one_line_error, run_cli
 
+from streamdeblur.core.metrics import psnr
 from streamdeblur.engine.weights import load_model, read_manifest, save_weights, sha256
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
@@ -96,6 +97,21 @@ def test_losses_run_in_float32_under_bf16_autocast() -> None:
     assert mixed.dtype == torch.float32 and abs(mixed.item() - full.item()) < 1e-6
 
 
+def test_psnr_loss_is_minus_the_mean_psnr_of_the_frames() -> None:
+    """Per frame, as `eval` averages it: a frame with a tiny error weighs as much per dB as one
+    with a large error (a batch-wide MSE would let the large error swamp it)."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 16, 16, generator=g)
+    noise = torch.randn(target.shape, generator=g) * torch.tensor([0.003, 0.01, 0.1]).view(3, 1, 1, 1)
+    out = target + noise
+    expected = -psnr(out, target).mean()
+    assert torch.allclose(PIXEL_LOSSES["psnr"](out, target), expected, atol=0.01)  # the 80 dB floor aside
+    out.requires_grad_(True)
+    PIXEL_LOSSES["psnr"](out, target).backward()
+    per_frame = out.grad.flatten(1).norm(dim=1) * noise.flatten(1).norm(dim=1)
+    assert torch.allclose(per_frame, per_frame[0].expand(3), rtol=0.01)  # gradient ∝ error / MSE
+
+
 def test_resuming_from_an_older_checkpoint_abandons_the_newer_ones(sharp_dir: Path, tmp_path: Path) -> None:
     Trainer(tiny(sharp_dir, steps=6, checkpoint_every=2, keep=3), RunOptions(tmp_path, "cpu")).run()
     folders = tmp_path / "checkpoints"
@@ -164,6 +180,22 @@ def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) ->
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["status"] == "finished" and run["evals"][-1]["step"] == 3
     assert (tmp_path / "run" / "eval.csv").read_text().splitlines()[0].startswith("step,psnr_input,psnr_output")
+
+
+def test_eval_takes_a_checkpoint_folder_as_its_weights(sharp_dir: Path, tmp_path: Path, capsys) -> None:
+    """A checkpoint scores as the weights the run exports there (its EMA), so any checkpoint
+    of a run can be judged on the held-out split."""
+    Trainer(tiny(sharp_dir, steps=4), RunOptions(tmp_path, "cpu")).run()
+    reports = []
+    for weights in (tmp_path / "checkpoints" / "step_0000004", tmp_path / "rt-focuser.safetensors"):
+        capsys.readouterr()
+        args = ("--model", "rt-focuser", "--weights", weights, "--data", sharp_dir, "--split", "all", "--crop", "32")
+        code, err = run_cli("eval", *args, "--max-clips", "2", "--json")
+        assert code == 0, err
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0]["weights"] == str(tmp_path / "checkpoints" / "step_0000004")
+    assert reports[0]["psnr"]["output"] == pytest.approx(reports[1]["psnr"]["output"], abs=0.01)
+    assert reports[0]["psnr"]["output"] != reports[0]["psnr"]["input"]  # trained weights, not the identity
 
 
 def test_evaluates_every_blur_preset_of_the_mix(sharp_dir: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +23,8 @@ from streamdeblur.cli.options import apply_options
 from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.device import PRECISIONS, describe_device
-from streamdeblur.models import model_names
+from streamdeblur.engine.weights import save_weights
+from streamdeblur.models import get_spec, model_names
 from streamdeblur.pipeline.denoise import DENOISERS, denoiser
 from streamdeblur.train import checkpoint
 from streamdeblur.train.config import TrainConfig
@@ -124,8 +126,10 @@ def run_eval(
         raise UsageError("give evaluation data with --data (see `streamdeblur eval --help`)")
     console = _console(quiet or as_json)
     datasets = [open_dataset(spec, split, average) for spec in data]
-    # `model` is a named model, so build_engine has nothing to choose and the frame size is moot
-    engine = build_engine(EngineOptions(model, weights, device, precision), (0, 0))
+    with tempfile.TemporaryDirectory() as temp:
+        weights_file = _weights_file(model, weights, Path(temp))
+        # `model` is a named model, so build_engine has nothing to choose and the frame size is moot
+        engine = build_engine(EngineOptions(model, weights_file, device, precision), (0, 0))
     runner = engine.runner
     options = dataclasses.replace(options, denoise=denoiser(denoise, denoise_strength, runner.device))
     progress = _progress(console, "evaluating")
@@ -134,7 +138,7 @@ def run_eval(
         report = evaluate(runner, datasets, options, on_frame=lambda n: progress.update(task, completed=n))
     header = {
         "model": runner.spec.name,
-        "weights": engine.weights,
+        "weights": weights if weights_file != weights else engine.weights,
         "device": str(runner.device),
         "precision": runner.precision,
         "split": split,
@@ -150,6 +154,15 @@ def run_eval(
     if as_json:
         print(text)
     return EXIT_OK
+
+
+def _weights_file(model: str, weights: str | None, temp: Path) -> str | None:
+    """`--weights` as the engine loads it: a training checkpoint folder becomes a weights file
+    in `temp` holding the weights the run would export there."""
+    if weights is None or not checkpoint.is_checkpoint(Path(weights)):
+        return weights
+    tensors = checkpoint.exported_weights(Path(weights))
+    return str(save_weights(tensors, temp / "checkpoint.safetensors", get_spec(model)))
 
 
 def eval_tables(report: dict[str, Any]) -> list[Table]:
@@ -260,7 +273,12 @@ def eval_options(fn: Callable) -> Callable:
         fn,
         [
             click.option("--model", required=True, type=click.Choice(model_names())),
-            click.option("--weights", default=None, metavar="PATH", help="Weights [the default weights]."),
+            click.option(
+                "--weights",
+                default=None,
+                metavar="PATH",
+                help="Weights, or a training checkpoint folder (its EMA weights) [the default weights].",
+            ),
             click.option("--data", multiple=True, metavar="[KIND:]PATH", help="Test data, " + DATA_HELP),
             click.option("--split", default="test", show_default=True, type=click.Choice(list(SPLITS))),
             click.option("--blur", default="default", show_default=True, type=BLURS, help="For sharp-only data."),

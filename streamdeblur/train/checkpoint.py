@@ -39,10 +39,10 @@ def checkpoint_dir(run: Path, step: int) -> Path:
 
 def latest(path: Path) -> Path:
     """The checkpoint folder `path` names: itself, or the newest under a run folder."""
-    if (path / STATE).is_file():
+    if is_checkpoint(path):
         return path
     found = sorted((path / "checkpoints").glob(f"{PREFIX}*[0-9]")) if (path / "checkpoints").is_dir() else []
-    found = [p for p in found if (p / STATE).is_file()]
+    found = [p for p in found if is_checkpoint(p)]
     if not found:
         raise UsageError(f"--resume {path}: no checkpoint there (expected a run folder or {PREFIX}NNNNNNN/)")
     return found[-1]
@@ -126,6 +126,17 @@ def discard_after(run: Path, step: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def is_checkpoint(path: Path) -> bool:
+    return (path / STATE).is_file()
+
+
+def exported_weights(folder: Path) -> Tensors:
+    """The weights a run would export at this checkpoint: its EMA (the live weights where it
+    keeps none), so any checkpoint can be evaluated (`streamdeblur eval --weights FOLDER`)."""
+    model, ema, _ = unpack(load(folder)[0])
+    return ema if ema is not None else model
+
+
 def load(folder: Path) -> tuple[Tensors, dict[str, Any]]:
     """The tensors and state of a checkpoint folder."""
     try:
@@ -134,5 +145,5 @@ def load(folder: Path) -> tuple[Tensors, dict[str, Any]]:
         for index in range(state["shards"]):
             tensors.update(load_file(str(folder / f"shard_{index:02d}.safetensors")))
     except (OSError, ValueError, KeyError, SafetensorError) as err:
-        raise UsageError(f"--resume {folder}: checkpoint is incomplete or damaged ({err})") from None
+        raise UsageError(f"checkpoint {folder} is incomplete or damaged ({err})") from None
     return tensors, state
