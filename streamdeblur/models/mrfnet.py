@@ -55,6 +55,10 @@ VARIANTS = {
 }
 WIDTHS = (48, 64, 96, 128)  # channels of the paths 1/4 .. 1/32
 HEAD = 48  # channels of the MRF unit
+# Negative slope of the MRF unit's activations. With ReLUs there, Conv-f-1 died within 300
+# steps (0.2 % of its outputs positive): the last conv starts at zero, so at first the head
+# only adds noise, Adam shrinks the features feeding it, and a dead ReLU never comes back.
+HEAD_SLOPE = 0.2
 
 
 class RCU(nn.Module):
@@ -119,7 +123,9 @@ class MRFUnit(nn.Module):
         self.f1 = nn.Conv2d(c, HEAD, 3, padding=1)
         self.f2 = nn.Conv2d(HEAD, HEAD, 3, padding=1)
         self.branch = (
-            nn.Sequential(*(m for _ in range(3) for m in (nn.Conv2d(HEAD, HEAD, 3, padding=1), nn.ReLU())))[:-1]
+            nn.Sequential(
+                *(m for _ in range(3) for m in (nn.Conv2d(HEAD, HEAD, 3, padding=1), nn.LeakyReLU(HEAD_SLOPE)))
+            )[:-1]
             if variant.remote_residual
             else None
         )
@@ -131,11 +137,11 @@ class MRFUnit(nn.Module):
         x = b1
         if self.multipath is not None:
             x = x + F.interpolate(self.multipath(b2), size=b1.shape[-2:], mode="bilinear", align_corners=False)
-        f1 = F.relu(self.f1(x))
+        f1 = F.leaky_relu(self.f1(x), HEAD_SLOPE)
         f2 = self.f2(f1)
         if self.branch is not None:
-            f2 = f2 + self.branch(F.relu(f2))
-        joined = torch.cat([F.relu(f2), f1], 1)
+            f2 = f2 + self.branch(F.leaky_relu(f2, HEAD_SLOPE))
+        joined = torch.cat([F.leaky_relu(f2, HEAD_SLOPE), f1], 1)
         return F.pixel_shuffle(self.out(joined), SCALES[0])
 
 
