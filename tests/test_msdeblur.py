@@ -91,3 +91,21 @@ def test_weights_deblur_held_out_photos(name: str) -> None:
     runner = ModelRunner(load_model(name, "default").for_inference(), spec, torch.device("cpu"), "fp32")
     report = evaluate(runner, [photos], EvalOptions(crop=256, max_clips=10))
     assert report["psnr"]["gain"] > 0.2 and report["ssim"]["gain"] > 0
+
+
+def test_the_frame_gate_scales_each_frames_correction_on_its_own() -> None:
+    model = trained_like(create_model("msdeblur-s")).eval()
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        model.gate.fc2.bias.fill_(-10.0)  # closed: any frame passes unchanged
+        assert (model(x) - x).abs().max() < 1e-6
+        model.gate.fc2.bias.fill_(10.0)  # open: the whole correction
+        corrected = model(x)
+        assert (corrected - x).abs().max() > 1e-3
+        nn.init.normal_(model.gate.fc2.weight, 0.0, 0.05)
+        model.gate.fc2.bias.zero_()
+        both = model(x)
+        alone = torch.cat([model(x[:1]), model(x[1:])])
+    assert (both - alone).abs().max() < 1e-5  # a frame's gate does not depend on the others in the batch
+    share = ((both - x) * (corrected - x)).flatten(1).sum(1) / (corrected - x).pow(2).flatten(1).sum(1)
+    assert 0 < share.min() and share.max() < 1 and (share[0] - share[1]).abs() > 1e-4
