@@ -198,6 +198,27 @@ def test_eval_takes_a_checkpoint_folder_as_its_weights(sharp_dir: Path, tmp_path
     assert reports[0]["psnr"]["output"] != reports[0]["psnr"]["input"]  # trained weights, not the identity
 
 
+def test_finish_ends_a_run_at_an_earlier_checkpoint(sharp_dir: Path, tmp_path: Path) -> None:
+    """`--resume CHECKPOINT --finish` ships that checkpoint's EMA weights with their manifest
+    entry, trains no further, and keeps the later checkpoints."""
+    Trainer(tiny(sharp_dir, steps=8), RunOptions(tmp_path, "cpu")).run()
+    earlier = tmp_path / "checkpoints" / "step_0000004"
+    finish = RunOptions(tmp_path, "cpu", resume=earlier, finish=True, export=tmp_path / "w" / "rt-focuser.safetensors")
+    summary = Trainer(TrainConfig(model=None, data=None, steps=None), finish).run()
+    assert summary["status"] == "finished" and summary["step"] == 4
+    assert (tmp_path / "checkpoints" / "step_0000008").is_dir()
+    entry = read_manifest(tmp_path / "w")["rt-focuser.safetensors"]
+    assert entry["steps"] == 4 and [x["step"] for x in entry["losses"]] == [1, 2, 3, 4]
+    shipped = load_file(tmp_path / "w" / "rt-focuser.safetensors")
+    ema = checkpoint.exported_weights(earlier)
+    assert shipped.keys() == ema.keys() and all(torch.equal(shipped[k], ema[k].half()) for k in shipped)
+
+
+def test_finish_needs_a_checkpoint(tmp_path: Path) -> None:
+    code, err = run_cli("train", "--model", "rt-focuser", "--data", tmp_path, "--finish")
+    assert_one_line_error(code, err, 2, "--resume")
+
+
 def test_evaluates_every_blur_preset_of_the_mix(sharp_dir: Path, tmp_path: Path) -> None:
     config = tiny(sharp_dir, steps=2, eval_data=None, eval_max=2, eval_crop=32, blur="default:0.5,mild:0.3,still:0.2")
     summary = Trainer(config, RunOptions(tmp_path, "cpu")).run()

@@ -233,6 +233,11 @@ def train_options(fn: Callable) -> Callable:
             click.option("--eval-crop", default=None, type=click.IntRange(16), help="Evaluate centre crops."),
             click.option("-o", "--out", type=path, default=None, help="Run folder [runs/MODEL-TIME]."),
             click.option("--resume", type=click.Path(exists=True, path_type=Path), help="Continue this run."),
+            click.option(
+                "--finish",
+                is_flag=True,
+                help="With --resume CHECKPOINT: end the run there (its weights and manifest), no more steps.",
+            ),
             click.option("--export", type=path, default=None, help="Also write the weights (and manifest) here."),
             click.option("--device", default="auto", show_default=True),
             click.option("--time-limit", type=click.FloatRange(0), help="Seconds; stop at the last checkpoint in it."),
@@ -252,7 +257,11 @@ def train_from_options(o: dict[str, Any]) -> int:
         **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema", "init")},
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
     )
-    options = RunOptions(out, o["device"], o["resume"], o["time_limit"], o["export"], given=_given_settings())
+    if o["finish"] and not o["resume"]:
+        raise UsageError("--finish ends a run at a checkpoint: name it with --resume")
+    options = RunOptions(
+        out, o["device"], o["resume"], o["time_limit"], o["export"], o["finish"], given=_given_settings()
+    )
     return run_training(config, options, o["quiet"])
 
 

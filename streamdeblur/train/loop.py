@@ -63,6 +63,10 @@ class RunOptions:
     resume: Path | None = None
     time_limit: float | None = None  # seconds: stop at the last checkpoint that fits
     export: Path | None = None
+    # With `resume`: end the run at that checkpoint (evaluate, write its weights and manifest
+    # entry) without training further or discarding later checkpoints: a run's best
+    # checkpoint on the held-out split need not be its last.
+    finish: bool = False
     command: str = field(default_factory=lambda: shlex.join(["streamdeblur", *sys.argv[1:]]))
     # The TrainConfig fields this invocation named (the command line), for --resume; None:
     # those that differ from TrainConfig's defaults (a setting cannot then be reset to its default).
@@ -166,6 +170,8 @@ class Trainer:
         self.step = state["step"]
         self.history = state["history"]
         self.evals = state["evals"]
+        if self.options.finish:
+            return
         checkpoint.discard_after(self.out, self.step)  # an older checkpoint: the newer ones are abandoned
         _truncate_csv(self.out / "log.csv", self.step)
         _truncate_csv(self.out / "eval.csv", self.step)
@@ -275,10 +281,10 @@ class Trainer:
         count, last_log = 0, start
         status, final_eval = "finished", None
         try:
-            if self.step == 0 and config.eval_every and self.eval_data:
+            if self.step == 0 and config.eval_every and self.eval_data and not self.options.finish:
                 self.run_eval()
                 last_log = time.monotonic()
-            while self.step < config.steps:
+            while self.step < config.steps and not self.options.finish:
                 for key, value in self.train_step().items():
                     sums[key] = sums.get(key, 0) + value
                 count += 1
