@@ -127,6 +127,27 @@ def test_colour_matrix_and_range_are_read_and_tagged(tmp_path: Path, matrix: int
     assert np.abs(back[24, [8, 50]].astype(int) - [[200, 40, 60], [30, 180, 220]]).max() <= 6
 
 
+def test_the_yuv_rgb_round_trip_keeps_brightness(tmp_path: Path) -> None:
+    """Decode → RGB → encode with nothing in between (a lossless encoder) gives the luma back
+    exactly on average: swscale's default conversions made every output about a level darker."""
+    # Colours inside the gamut, as in camera footage (saturated test patterns clip in RGB
+    # where 4:2:0 chroma spreads over an edge, which is a loss of its own).
+    frames = [
+        (cv2.GaussianBlur(texture(160, 96, shift=3 * i, seed=i), (5, 5), 0) * 0.6 + 50).astype(np.uint8)
+        for i in range(3)
+    ]
+    src = write_video(tmp_path / "t.mkv", frames, codec="ffv1")
+    passthrough(src, tmp_path / "out.mkv", codec="ffv1")
+
+    def luma_planes(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as container:
+            return [f.to_ndarray(format="gray").astype(float) for f in container.decode(video=0)]
+
+    for before, after in zip(luma_planes(src), luma_planes(tmp_path / "out.mkv"), strict=True):
+        assert abs(after.mean() - before.mean()) < 0.05
+        assert np.abs(after - before).mean() < 0.5
+
+
 def test_image_keeps_alpha_and_16_bits(tmp_path: Path) -> None:
     rgb16 = texture(40, 30).astype(np.uint16) * 257
     alpha = np.linspace(0, 65535, 40 * 30).reshape(30, 40).astype(np.uint16)
