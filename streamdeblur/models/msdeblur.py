@@ -178,7 +178,7 @@ def macs_per_pixel(width: Width) -> float:
 # outside [0, 1], where a clamped loss passes no gradient back), 8 crops of 192 px, and 40 %
 # of the samples nearly sharp. The loss is PSNR, not the paper's L1 + SSIM: it weighs each
 # frame by 1/MSE, as the held-out mean PSNR does, which taught the frame gate to leave nearly
-# sharp frames alone (run 11: `mild` -0.75 → -0.03 dB); with it, no `still` samples (their
+# sharp frames alone (run 11: held-out `mild` -0.62 → +0.13 dB); with it, no `still` samples (their
 # error can reach zero, and they would outweigh everything else).
 RECIPE = Recipe(
     lr=5e-4,
