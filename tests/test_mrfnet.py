@@ -45,3 +45,15 @@ def test_scale_refinement_loss_compares_each_path_at_its_scale() -> None:
     assert torch.allclose(total, expected)
     total.backward()  # every path's scale output gets a gradient
     assert all(aux.weight.grad is not None and aux.weight.grad.abs().sum() > 0 for aux in model.aux)
+
+
+def test_the_head_recovers_from_features_pushed_below_zero() -> None:
+    """Conv-f-1 driven negative on every pixel (as Adam drove it in the first run) still
+    passes a gradient: with ReLUs the head went dead and only learnt a constant."""
+    model = create_model("mrfnet")
+    head = model.head
+    nn.init.normal_(head.out.weight, std=1e-3)  # a trained head: its last conv is not zero any more
+    nn.init.constant_(head.f1.bias, -100.0)  # every Conv-f-1 output below zero
+    x = torch.rand(1, 3, 64, 64)
+    model(x).square().mean().backward()
+    assert head.f1.weight.grad.abs().sum() > 0 and head.f2.weight.grad.abs().sum() > 0
