@@ -43,10 +43,11 @@ def blur_score(gray: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR in dB of [B, C, H, W] tensors (inf where they are identical)."""
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, mse_floor: float = 0.0) -> torch.Tensor:
+    """Per-image PSNR in dB of [B, C, H, W] tensors (inf where they are identical, unless
+    `mse_floor` is added to each image's MSE, as the PSNR training loss does)."""
     mse = (x - y).square().flatten(1).mean(1)
-    return 10 * torch.log10(data_range**2 / mse)
+    return 10 * torch.log10(data_range**2 / (mse + mse_floor))
 
 
 @functools.lru_cache(maxsize=8)

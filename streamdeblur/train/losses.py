@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from streamdeblur.core.metrics import ssim
+from streamdeblur.core import metrics
 from streamdeblur.models.registry import PixelLoss
 
 SSIM_WEIGHT = 0.84
@@ -33,7 +33,7 @@ def mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def l1_ssim(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return SSIM_WEIGHT * (1 - ssim(out, target).mean()) + (1 - SSIM_WEIGHT) * F.l1_loss(out, target)
+    return SSIM_WEIGHT * (1 - metrics.ssim(out, target).mean()) + (1 - SSIM_WEIGHT) * F.l1_loss(out, target)
 
 
 def freq(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -42,8 +42,7 @@ def freq(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    frame_mse = (out - target).square().flatten(1).mean(1)
-    return 10 * torch.log10(frame_mse + PSNR_EPS).mean()
+    return -metrics.psnr(out, target, mse_floor=PSNR_EPS).mean()
 
 
 PIXEL_LOSSES: dict[str, PixelLoss] = {"mse": mse, "l1-ssim": l1_ssim, "freq": freq, "psnr": psnr}
