@@ -3,13 +3,16 @@ inference form, compute budgets, and the shipped weights on held-out photos."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import shared_path
 from torch import nn
 
+from streamdeblur.core.errors import WeightsError
 from streamdeblur.engine.runner import ModelRunner
-from streamdeblur.engine.weights import find_default_weights, load_model
+from streamdeblur.engine.weights import find_default_weights, load_grown, load_model, save_weights
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.models.msdeblur import SIZES, MultiScaleDeblur, ResBlock
 from streamdeblur.train.datasets import open_dataset
@@ -109,3 +112,26 @@ def test_the_frame_gate_scales_each_frames_correction_on_its_own() -> None:
     assert (both - alone).abs().max() < 1e-5  # a frame's gate does not depend on the others in the batch
     share = ((both - x) * (corrected - x)).flatten(1).sum(1) / (corrected - x).pow(2).flatten(1).sum(1)
     assert 0 < share.min() and share.max() < 1 and (share[0] - share[1]).abs() > 1e-4
+
+
+@pytest.mark.parametrize("small, large", [("msdeblur-s", "msdeblur-m"), ("msdeblur-m", "msdeblur-l")])
+def test_a_grown_model_starts_as_the_smaller_one_and_learns_with_its_new_channels(
+    small: str, large: str, tmp_path: Path
+) -> None:
+    path = save_weights(trained_like(create_model(small)).state_dict(), tmp_path / "w.safetensors", get_spec(small))
+    before, grown = load_model(small, path).eval(), load_grown(large, path)
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert (grown(x) - before(x)).abs().max() < 1e-5
+    grown(x).sub(torch.rand_like(x)).pow(2).mean().backward()
+    width = before.scales[0].tail.weight.shape[1]
+    new_inputs = grown.scales[-1].tail.weight.grad[:, width:]
+    assert new_inputs.abs().max() > 0  # the new channels reach the output after the first step
+    new_block = grown.scales[-1].body[-1].conv2.weight.grad
+    assert new_block[:width].abs().max() > 0
+
+
+def test_only_a_smaller_sibling_is_grown(tmp_path: Path) -> None:
+    path = save_weights(create_model("msdeblur-m").state_dict(), tmp_path / "m.safetensors", get_spec("msdeblur-m"))
+    with pytest.raises(WeightsError, match="are for msdeblur-m, not msdeblur-s"):
+        load_grown("msdeblur-s", path)

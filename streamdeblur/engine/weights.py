@@ -68,6 +68,30 @@ def load_model(name: str, weights: str | Path) -> DeblurModel:
     return model
 
 
+def load_grown(name: str, weights: str | Path) -> DeblurModel:
+    """Model `name` started from `weights`: its own, or those of a smaller model its spec
+    grows from (`ModelSpec.grow`: the same function in the larger network), for `train --init`."""
+    spec = get_spec(name)
+    path = resolve_weights(spec, weights)
+    owner = safetensors_owner(path)
+    if owner is None or owner == name or owner not in spec.grows_from or spec.grow is None:
+        return load_model(name, path)
+    model = spec.builder()
+    model.load_state_dict(spec.grow(model, load_state_dict(path, get_spec(owner))), strict=True)
+    return model
+
+
+def safetensors_owner(path: Path) -> str | None:
+    """The model our .safetensors at `path` records as its owner (None: another format, or none)."""
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        with safe_open(path, framework="pt") as f:
+            return (f.metadata() or {}).get("model")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"weights {path} are unreadable: {first_line(err)}") from None
+
+
 def checkpoint_format(path: Path, spec: ModelSpec) -> CheckpointFormat | None:
     """The format `path` is read with for `spec` (None: our .safetensors).
 
@@ -92,11 +116,11 @@ def load_state_dict(path: str | Path, spec: ModelSpec) -> StateDict:
 
 
 def _load_safetensors(path: Path, spec: ModelSpec) -> StateDict:
+    owner = safetensors_owner(path)
+    if owner is not None and owner != spec.name:
+        raise WeightsError(f"weights {path} are for {owner}, not {spec.name}")
     try:
         with safe_open(path, framework="pt") as f:
-            owner = (f.metadata() or {}).get("model")
-            if owner is not None and owner != spec.name:
-                raise WeightsError(f"weights {path} are for {owner}, not {spec.name}")
             return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  (not a dict)
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(f"weights {path} are unreadable: {first_line(err)}") from None

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streamdeblur.core.errors import WeightsError
+from streamdeblur.models.formats import StateDict
 from streamdeblur.models.layers import fuse_for_inference, pad_to_multiple
 from streamdeblur.models.registry import DeblurModel, ModelSpec, Recipe, register_model
 
@@ -166,6 +168,40 @@ class MultiScaleDeblur(DeblurModel):
         return fuse_for_inference(copy.deepcopy(self).eval())
 
 
+def grow(model: nn.Module, small: StateDict) -> StateDict:
+    """A smaller msdeblur's weights embedded in `model`'s (wider, as deep or deeper), so that
+    the grown model computes exactly what the smaller one did (Net2Net's idea).
+
+    Every tensor of the smaller model fills the leading corner of its counterpart. What is
+    new keeps `model`'s random initialisation, except where it would reach the old channels:
+    the weights that read new channels into old ones, and whatever the new blocks (appended
+    after the old ones) write into old channels, are zero. So the new channels compute from
+    the start, their weights into the old channels get gradients at once, and the training
+    starts from the smaller model's figures instead of from the identity.
+    """
+    state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    old_width = small["scales.0.head.weight"].shape[0]
+    for key, old in small.items():
+        new = state.get(key)
+        if (
+            new is None
+            or not _fits(old.shape, new.shape)
+            or (key.endswith("head.weight") and old.shape[1] != new.shape[1])
+        ):
+            raise WeightsError(f"{key} {tuple(old.shape)} does not fit into this model")
+        if key.endswith("weight") and old.dim() >= 2:
+            new[: old.shape[0], old.shape[1] :] = 0  # old outputs do not read new channels
+        new[tuple(slice(0, n) for n in old.shape)] = old
+    for key in state.keys() - small.keys():
+        if ".conv2." in key:  # a new block: it writes only into the new channels
+            state[key][:old_width] = 0
+    return state
+
+
+def _fits(old: torch.Size, new: torch.Size) -> bool:
+    return len(old) == len(new) and all(o <= n for o, n in zip(old, new, strict=True))
+
+
 def macs_per_pixel(width: Width) -> float:
     """Convolution MACs per full-size output pixel (padding aside: exact at multiples)."""
     r2, c = width.unshuffle**2, width.channels
@@ -210,6 +246,8 @@ SPECS = {
             peak_elements_per_pixel=40,
             recipe=RECIPE,
             auto_rank=rank,
+            grows_from=tuple(f"msdeblur-{smaller}" for smaller in SIZES if SIZES[smaller][1] < rank),
+            grow=grow,
         )
     )
     for size, (width, rank, note) in SIZES.items()

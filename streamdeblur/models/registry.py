@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from streamdeblur.core.errors import UsageError
-from streamdeblur.models.formats import CheckpointFormat
+from streamdeblur.models.formats import CheckpointFormat, StateDict
 
 PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LevelLoss = Callable[[list[torch.Tensor], torch.Tensor, PixelLoss], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -58,6 +58,9 @@ class ModelSpec:
     `formats` are the checkpoint layouts `weights.load_state_dict` accepts besides our own
     .safetensors. `auto_rank` orders the models `--model auto` may pick (higher is better;
     0: never picked); `min_compute` is the CUDA capability below which a GPU is too slow.
+    `grow(model, state)`, where set, embeds the weights of a smaller model named in
+    `grows_from` into a freshly built `model`'s state_dict, computing the same function, so
+    that `train --init` can start a larger model where a smaller one has got to.
     """
 
     name: str
@@ -74,6 +77,8 @@ class ModelSpec:
     paper: str = ""
     default_weights: str = field(default="")
     peak_elements_per_pixel: float = 0.0  # live activation elements per padded input pixel, at peak
+    grows_from: tuple[str, ...] = ()
+    grow: Callable[[nn.Module, StateDict], StateDict] | None = None
 
     @property
     def weights_file(self) -> str:

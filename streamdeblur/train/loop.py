@@ -111,9 +111,10 @@ class Trainer:
         # The global generators only initialise the model: batches, blur and evaluation draw from
         # their own generators and no layer is random, so checkpoints hold no RNG state.
         torch.manual_seed(config.seed)
-        # --init weights start a run; a resumed one gets all its weights from the checkpoint
+        # --init weights start a run (a smaller model's are grown into this one where its spec
+        # can); a resumed one gets all its weights from the checkpoint
         fresh = not config.init or resume_from
-        start = create_model(config.model) if fresh else weights.load_model(config.model, config.init)
+        start = create_model(config.model) if fresh else weights.load_grown(config.model, config.init)
         self.model = start.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
