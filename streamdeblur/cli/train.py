@@ -222,7 +222,12 @@ def train_options(fn: Callable) -> Callable:
             ),
             click.option("--seed", default=0, show_default=True, type=int),
             click.option("--ema", default=0.999, show_default=True, type=click.FloatRange(0, 1, max_open=True)),
-            click.option("--init", default=None, metavar="WEIGHTS", help="Start from these weights (fine-tune)."),
+            click.option(
+                "--init",
+                default=None,
+                metavar="WEIGHTS",
+                help="Start from these weights (fine-tune), or a smaller model's that this one grows from.",
+            ),
             click.option("--checkpoint-every", default=500, show_default=True, type=click.IntRange(1)),
             click.option("--keep", default=2, show_default=True, type=click.IntRange(1), help="Checkpoints kept."),
             click.option("--log-every", default=10, show_default=True, type=click.IntRange(1)),
