@@ -1,0 +1,74 @@
+"""Is msdeblur's frame gate what holds its gain back? The gate against a perfect one.
+
+    python benchmarks/gate_oracle.py [--weights weights/msdeblur-s.safetensors] [--model msdeblur-s]
+
+On the held-out photos of `../shared/data/train_sharp` (the frames `streamdeblur eval`
+scores, `default` and `mild` blur), each frame's whole correction c (the gate held open) is
+compared with what the gate lets through, and with the best share a perfect per-frame gate
+could pick: g* = <c, sharp - blurry> / <c, c>, floored at 0. Prints the mean PSNR gain of
+the gated output, of the open gate and of the perfect gate, and the mean of each gate value.
+Float outputs, clamped to [0, 1] (not rounded to 8 bits as `eval` does: a few hundredths of
+a dB apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+import torch
+
+from streamdeblur.engine.weights import load_model
+from streamdeblur.train.datasets import open_dataset
+from streamdeblur.train.evaluate import EvalOptions, eval_frames
+
+OPEN = 10.0  # a gate logit of GATE_GAIN x 10: sigmoid(100), the whole correction
+
+
+def psnr(image: torch.Tensor, sharp: torch.Tensor) -> float:
+    return -10 * torch.log10((image.clamp(0, 1) - sharp).pow(2).mean()).item()
+
+
+def as_tensor(image: np.ndarray) -> torch.Tensor:
+    scale = 255.0 if image.dtype == np.uint8 else 1.0
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="msdeblur-s")
+    parser.add_argument("--weights", default="weights/msdeblur-s.safetensors")
+    parser.add_argument("--data", default="sharp:../shared/data/train_sharp")
+    args = parser.parse_args()
+    gated = load_model(args.model, args.weights).eval()
+    opened = load_model(args.model, args.weights).eval()
+    with torch.no_grad():
+        opened.gate.fc2.weight.zero_()
+        opened.gate.fc2.bias.fill_(OPEN)
+    photos = open_dataset(args.data, "test")
+    for blur in ("default", "mild"):
+        rows = []
+        for _, frames in eval_frames(photos, EvalOptions(blur=blur)):
+            for frame in frames:
+                blurry, sharp = as_tensor(frame.blurry), as_tensor(frame.sharp)
+                with torch.no_grad():
+                    out, whole = gated(blurry), opened(blurry) - blurry
+                base, norm = psnr(blurry, sharp), whole.pow(2).sum()
+                gate = ((out - blurry) * whole).sum() / norm
+                best = (((sharp - blurry) * whole).sum() / norm).clamp(min=0)
+                rows.append(
+                    {
+                        "gated": psnr(out, sharp) - base,
+                        "open": psnr(blurry + whole, sharp) - base,
+                        "perfect": psnr(blurry + best * whole, sharp) - base,
+                        "gate": gate.item(),
+                        "perfect_gate": best.item(),
+                    }
+                )
+        means = {key: round(statistics.fmean(r[key] for r in rows), 3) for key in rows[0]}
+        print(f"{blur:8s} {len(rows)} frames, PSNR gain (dB) and mean gate:", means)
+
+
+if __name__ == "__main__":
+    main()
