@@ -5,8 +5,9 @@
 On the held-out photos of `../shared/data/train_sharp` (the frames `streamdeblur eval`
 scores, `default` and `mild` blur), each frame's whole correction c (the gate held open) is
 compared with what the gate lets through, and with the best share a perfect per-frame gate
-could pick: g* = <c, sharp - blurry> / <c, c>, floored at 0. Prints the mean PSNR gain of
-the gated output, of the open gate and of the perfect gate, and the mean of each gate value.
+could pick: g* = <c, sharp - blurry> / <c, c>, floored at 0; and with a perfect gate per
+block of 64 and of 16 px (a share per block, fitted the same way: what a spatial gate could
+reach at best). Prints the mean PSNR gain of each, and the mean of the two per-frame gates.
 Float outputs, clamped to [0, 1] (not rounded to 8 bits as `eval` does: a few hundredths of
 a dB apart).
 """
@@ -18,12 +19,14 @@ import statistics
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from streamdeblur.engine.weights import load_model
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, eval_frames
 
 OPEN = 10.0  # a gate logit of GATE_GAIN x 10: sigmoid(100), the whole correction
+BLOCKS = (64, 16)  # px, for the perfect spatial gates
 
 
 def psnr(image: torch.Tensor, sharp: torch.Tensor) -> float:
@@ -33,6 +36,17 @@ def psnr(image: torch.Tensor, sharp: torch.Tensor) -> float:
 def as_tensor(image: np.ndarray) -> torch.Tensor:
     scale = 255.0 if image.dtype == np.uint8 else 1.0
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / scale
+
+
+def blockwise_gain(blurry: torch.Tensor, sharp: torch.Tensor, whole: torch.Tensor, block: int) -> float:
+    """PSNR gain with the best share of `whole` per `block` x `block` block (floored at 0),
+    on the part of the frame that whole blocks cover."""
+    h, w = (blurry.shape[-2] // block) * block, (blurry.shape[-1] // block) * block
+    blurry, sharp, whole = blurry[..., :h, :w], sharp[..., :h, :w], whole[..., :h, :w]
+    num = F.avg_pool2d((whole * (sharp - blurry)).sum(1, keepdim=True), block)
+    den = F.avg_pool2d(whole.pow(2).sum(1, keepdim=True), block).clamp(min=1e-12)
+    share = F.interpolate((num / den).clamp(min=0), scale_factor=block, mode="nearest")
+    return psnr(blurry + share * whole, sharp) - psnr(blurry, sharp)
 
 
 def main() -> None:
@@ -62,6 +76,7 @@ def main() -> None:
                         "gated": psnr(out, sharp) - base,
                         "open": psnr(blurry + whole, sharp) - base,
                         "perfect": psnr(blurry + best * whole, sharp) - base,
+                        **{f"perfect_{b}px": blockwise_gain(blurry, sharp, whole, b) for b in BLOCKS},
                         "gate": gate.item(),
                         "perfect_gate": best.item(),
                     }
