@@ -13,7 +13,10 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -85,11 +88,22 @@ def safetensors_owner(path: Path) -> str | None:
     """The model our .safetensors at `path` records as its owner (None: another format, or none)."""
     if path.suffix != ".safetensors":
         return None
+    with _open_safetensors(path) as f:
+        return _owner(f)
+
+
+@contextmanager
+def _open_safetensors(path: Path) -> Iterator[Any]:
+    """`safe_open(path)`, any failure reading it a one-line `WeightsError`."""
     try:
         with safe_open(path, framework="pt") as f:
-            return (f.metadata() or {}).get("model")
+            yield f
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(f"weights {path} are unreadable: {first_line(err)}") from None
+
+
+def _owner(f: Any) -> str | None:
+    return (f.metadata() or {}).get("model")
 
 
 def checkpoint_format(path: Path, spec: ModelSpec) -> CheckpointFormat | None:
@@ -116,14 +130,11 @@ def load_state_dict(path: str | Path, spec: ModelSpec) -> StateDict:
 
 
 def _load_safetensors(path: Path, spec: ModelSpec) -> StateDict:
-    owner = safetensors_owner(path)
-    if owner is not None and owner != spec.name:
-        raise WeightsError(f"weights {path} are for {owner}, not {spec.name}")
-    try:
-        with safe_open(path, framework="pt") as f:
-            return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  (not a dict)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise WeightsError(f"weights {path} are unreadable: {first_line(err)}") from None
+    with _open_safetensors(path) as f:
+        owner = _owner(f)
+        if owner is not None and owner != spec.name:
+            raise WeightsError(f"weights {path} are for {owner}, not {spec.name}")
+        return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  (not a dict)
 
 
 def load_strict(model: torch.nn.Module, state: StateDict, spec: ModelSpec, path: str | Path) -> None:
