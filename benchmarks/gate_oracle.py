@@ -17,25 +17,20 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from streamdeblur.core import metrics
 from streamdeblur.engine.weights import load_model
 from streamdeblur.train.datasets import open_dataset
-from streamdeblur.train.evaluate import EvalOptions, eval_frames
+from streamdeblur.train.evaluate import EvalOptions, eval_frames, to_tensor
 
 OPEN = 10.0  # a gate logit of GATE_GAIN x 10: sigmoid(100), the whole correction
 BLOCKS = (64, 16)  # px, for the perfect spatial gates
 
 
 def psnr(image: torch.Tensor, sharp: torch.Tensor) -> float:
-    return -10 * torch.log10((image.clamp(0, 1) - sharp).pow(2).mean()).item()
-
-
-def as_tensor(image: np.ndarray) -> torch.Tensor:
-    scale = 255.0 if image.dtype == np.uint8 else 1.0
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / scale
+    return metrics.psnr(image.clamp(0, 1), sharp).item()
 
 
 def blockwise_gain(blurry: torch.Tensor, sharp: torch.Tensor, whole: torch.Tensor, block: int) -> float:
@@ -65,7 +60,7 @@ def main() -> None:
         rows = []
         for _, frames in eval_frames(photos, EvalOptions(blur=blur)):
             for frame in frames:
-                blurry, sharp = as_tensor(frame.blurry), as_tensor(frame.sharp)
+                blurry, sharp = to_tensor(frame.blurry), to_tensor(frame.sharp)
                 with torch.no_grad():
                     out, whole = gated(blurry), opened(blurry) - blurry
                 base, norm = psnr(blurry, sharp), whole.pow(2).sum()

@@ -49,7 +49,8 @@ def clip_seed(seed: int, name: str) -> int:
     return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:15], 16)
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """An 8-bit HxWx3 image as a [1, 3, H, W] float tensor in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
 
 
@@ -78,14 +79,14 @@ def synthetic_pairs(name: str, frames: Iterator[Pair], options: EvalOptions) -> 
     source = (size[0] + 2 * margin, size[1] + 2 * margin)
     blur = SequenceBlur.random(1, config, count, size, g)
     if second is None:  # a still, filmed `count` times
-        blurry, sharp = blur.render(_to_tensor(_centre_crop(first[1], source)), g, 0, count)
+        blurry, sharp = blur.render(to_tensor(_centre_crop(first[1], source)), g, 0, count)
         for t in range(count):
             yield _to_image(blurry[:, t]), _to_image(sharp[:, t])
         return
     for index, (_, image) in enumerate(itertools.chain([first, second], frames)):
         centre = torch.full((1,), index, dtype=torch.float32) + blur.exposure / 2
         view = dataclasses.replace(blur, path=blur.path.centred(centre))
-        blurry, sharp = view.render(_to_tensor(_centre_crop(image, source)), g, index, 1)
+        blurry, sharp = view.render(to_tensor(_centre_crop(image, source)), g, index, 1)
         yield _to_image(blurry[:, 0]), _to_image(sharp[:, 0])
 
 
@@ -111,7 +112,7 @@ def eval_pairs(data: Dataset, options: EvalOptions) -> Iterator[tuple[str, Itera
 def input_metrics(blurry: np.ndarray, sharp: np.ndarray) -> dict[str, float]:
     """The model-independent figures of a frame: PSNR/SSIM of the blurry input (float64, 8-bit
     images scaled to [0, 1]) and the sharpness of input and ground truth."""
-    b, s = (_to_tensor(x).double() for x in (blurry, sharp))
+    b, s = (to_tensor(x).double() for x in (blurry, sharp))
     return {
         "psnr_input": finite(psnr(b, s).item()),
         "ssim_input": ssim(b, s).item(),
@@ -122,7 +123,7 @@ def input_metrics(blurry: np.ndarray, sharp: np.ndarray) -> dict[str, float]:
 
 def output_metrics(output: np.ndarray, sharp: np.ndarray) -> dict[str, float]:
     """PSNR/SSIM and sharpness of the model's output, as `input_metrics` measures the input."""
-    o, s = (_to_tensor(x).double() for x in (output, sharp))
+    o, s = (to_tensor(x).double() for x in (output, sharp))
     return {
         "psnr_output": finite(psnr(o, s).item()),
         "ssim_output": ssim(o, s).item(),
