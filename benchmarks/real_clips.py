@@ -43,10 +43,11 @@ def measure(original: Path, processed: Path) -> dict:
     previous = None
     for a, b in zip(frames(original), frames(processed), strict=True):
         a16, b16 = a.astype(np.int16), b.astype(np.int16)
-        scores_in.append(blur_score(luma(a)))
-        scores_out.append(blur_score(luma(b)))
+        luma_a, luma_b = luma(a), luma(b)
+        scores_in.append(blur_score(luma_a))
+        scores_out.append(blur_score(luma_b))
         shifts.append((b16 - a16).reshape(-1, 3).mean(0))
-        brightness.append(float(luma(b).mean() - luma(a).mean()))
+        brightness.append(float(luma_b.mean() - luma_a.mean()))
         if previous is not None:
             moves_in.append(np.abs(a16 - previous[0]).mean())
             moves_out.append(np.abs(b16 - previous[1]).mean())
