@@ -155,6 +155,25 @@ def test_sampler_for_synthetic_blur_adds_the_margin(tmp_path: Path) -> None:
     assert kinds == {True, False}  # stills and video runs
 
 
+def test_sampler_keeps_stills_decoded_within_its_budget(tmp_path: Path) -> None:
+    for i in range(3):
+        write_png(tmp_path / f"{i}.png", frame(i, 40, 30))
+    data = open_dataset(str(tmp_path), "all")
+    reads = []
+    for clip in data.clips:
+        read = clip.sharp[0]
+        clip.sharp[0] = lambda read=read: reads.append(1) or read()
+    one_kept = Sampler(data, frames=1, crop=16, margin=0, still_budget=40 * 30 * 3)
+    uncached = Sampler(data, frames=1, crop=16, margin=0, still_budget=0)
+    for seed in range(12):
+        cached = one_kept(np.random.default_rng(seed)).sharp.copy()
+        assert np.array_equal(cached, uncached(np.random.default_rng(seed)).sharp)
+    picks = [int(np.random.default_rng(seed).integers(3)) for seed in range(12)]
+    first = picks[0]
+    # the uncached sampler reads on every call; the other reads the first still it met once
+    assert len(reads) == 12 + 1 + sum(p != first for p in picks)
+
+
 def test_bad_specs(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown kind 'gopr'"):
         open_dataset(f"gopr:{tmp_path}")

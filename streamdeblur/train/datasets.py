@@ -52,6 +52,7 @@ DVD_TEST = (
 )  # the test videos named by the DVD authors (github.com/shuochsu/DeepVideoDeblurring, issue 2)
 DEFAULT_AVERAGE = 7  # frames averaged per blurry frame (GoPro used 7-13 at 240 fps)
 VIDEO_BUDGET = 256 * 2**20  # bytes of decoded frames kept per training video
+STILL_BUDGET = 2 * 2**30  # bytes of decoded stills a Sampler keeps (the first ones it reads)
 
 Image = np.ndarray  # H x W x 3 RGB uint8
 
@@ -316,11 +317,15 @@ class Sampler:
 
     Each call takes a numpy Generator, so a batch is a function of the step's seed. Paired
     data is cropped to `crop`; sharp data for synth.py to `crop + 2 * margin`, so the camera's
-    motion has picture to move over. Videos are decoded once, into runs of frames.
+    motion has picture to move over. Videos are decoded once, into runs of frames; stills are
+    kept decoded up to `still_budget` bytes (decoding a photo costs ~20x its crop: at GPU
+    speeds the one thread that prepares batches would otherwise hold the GPU back).
     """
 
-    def __init__(self, data: Dataset, frames: int, crop: int, margin: int) -> None:
+    def __init__(self, data: Dataset, frames: int, crop: int, margin: int, still_budget: int = STILL_BUDGET) -> None:
         self.data = data
+        self._stills: dict[int, np.ndarray] = {}
+        self._still_room = still_budget
         self.size = crop + 2 * margin if data.synthetic else crop
         self.run = frames * max(data.average, 1)
         self._runs: list[np.ndarray] | None = None
@@ -340,7 +345,7 @@ class Sampler:
         if pick < len(self.clips):
             clip = self.clips[pick]
             if len(clip) == 1 and clip.blurry is None:  # a still
-                return Sample(self._crop(np.stack([clip.sharp[0]()]), rng), still=True)
+                return Sample(self._crop(self._still(pick)[None], rng), still=True)
             start = int(rng.integers(len(clip) - self.run + 1))
             sharp = np.stack([read() for read in clip.sharp[start : start + self.run]])
             blurry = np.stack([read() for read in clip.blurry[start : start + self.run]]) if clip.blurry else None
@@ -352,6 +357,16 @@ class Sampler:
         if blurry is None:
             return Sample(stacked)
         return Sample(stacked[: len(sharp)], stacked[len(sharp) :])
+
+    def _still(self, pick: int) -> np.ndarray:
+        """Still `pick`, decoded: from memory if kept, else read (and kept while there is room)."""
+        if (image := self._stills.get(pick)) is not None:
+            return image
+        image = self.clips[pick].sharp[0]()
+        if image.nbytes <= self._still_room:
+            self._stills[pick] = image
+            self._still_room -= image.nbytes
+        return image
 
     def _crop(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The same random `size` x `size` window of every frame (mirror-padded if smaller)."""

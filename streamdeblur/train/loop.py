@@ -97,6 +97,8 @@ class Trainer:
         self.recipe = self.spec.recipe
         self.cuda = self.device.type == "cuda"
         self.channels_last = self.cuda and self.recipe.channels_last
+        if self.cuda:  # every step has the same shapes: let cuDNN time its kernels once and keep the fastest
+            torch.backends.cudnn.benchmark = True
         self.train_data = [open_dataset(spec, "train", config.average) for spec in config.data]
         self.eval_data = self._open_eval_data()
         # one evaluation per blur preset of the mix (`still` aside): the first is the run's

@@ -1,0 +1,193 @@
+"""Train several light-model runs at once on a lent CUDA GPU, inside one device call.
+
+A device call is short (minutes, once per session) and the light models leave most of a
+big GPU idle, so this runs every entry of RUNS side by side, each a plain `streamdeblur
+train` process. A short calibration first runs them all together for CALIBRATION steps and
+measures each one's pace under that contention; each run then gets the steps that fit
+`--budget` seconds, so that its cosine schedule ends in time. Afterwards each run's last
+checkpoints are packed into tar files small enough for the trip back (`--pack-mib`); the
+checkpoints are then evaluated on the held-out split where the data is
+(`streamdeblur eval --weights RUN/checkpoints/step_N`) and continued with `--resume`.
+
+    python3 benchmarks/gpu_train.py --data sharp:gpudata/train_sharp --out "$OUT" --budget 420
+
+`--data` holds the training split only (it is what travels to the device); the runs
+therefore use `--no-eval`. Figures and commands of each use: docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CALIBRATION = 150  # steps; the pace is read from the steps after the first CALIBRATION // 3
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    model: str
+    args: tuple[str, ...]
+    checkpoints: int  # kept and sent back (an msdeblur-m checkpoint is ~16 MB: one)
+
+
+SHIPPED = "weights/msdeblur-s.safetensors"
+RUNS = (
+    Run("s-b32c256", "msdeblur-s", ("--init", SHIPPED, "--batch", "32", "--crop", "256", "--lr", "3e-4"), 4),
+    Run("s-b48c320", "msdeblur-s", ("--init", SHIPPED, "--batch", "48", "--crop", "320", "--lr", "5e-4"), 4),
+    Run("m-b32c256", "msdeblur-m", ("--init", SHIPPED, "--batch", "32", "--crop", "256", "--lr", "3e-4"), 1),
+)
+
+
+def command(run: Run, args: argparse.Namespace, out: Path, steps: int, every: int, limit: float) -> list[str]:
+    cmd = [sys.executable, "-m", "streamdeblur", "train", "--model", run.model, *run.args]
+    for spec in args.data:
+        cmd += ["--data", spec]
+    cmd += ["--steps", str(steps), "--checkpoint-every", str(every), "--keep", str(run.checkpoints)]
+    cmd += ["--log-every", "10", "--no-eval", "--time-limit", str(limit), "--device", args.device]
+    return cmd + [*args.extra.split(), "-q", "--debug", "-o", str(out)]
+
+
+def launch(cmds: list[list[str]], dirs: list[Path], logs: Path) -> list[subprocess.Popen]:
+    """Start the commands; each one's output goes to `logs/<its run folder's name>.log`."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for cmd, out in zip(cmds, dirs, strict=True):
+        print(f"[{out.name}] {' '.join(cmd[1:])}", flush=True)
+        with (logs / f"{out.name}.log").open("w") as log:
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def rows(run_dir: Path) -> list[dict[str, float]]:
+    path = run_dir / "log.csv"
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+
+
+def pace(run_dir: Path, skip: int) -> float:
+    """Steps per second over the logged steps after `skip` (warm-up, autotuning)."""
+    late = [r for r in rows(run_dir) if r["step"] > skip]
+    first = max((r for r in rows(run_dir) if r["step"] <= skip), key=lambda r: r["step"])
+    return (late[-1]["step"] - first["step"]) / (late[-1]["elapsed_s"] - first["elapsed_s"])
+
+
+def failures(procs: list[subprocess.Popen], dirs: list[Path], logs: Path) -> int:
+    """How many commands failed; the end of each failed one's log is printed."""
+    failed = [(out, p.returncode) for out, p in zip(dirs, procs, strict=True) if p.returncode]
+    for out, code in failed:
+        tail = (logs / f"{out.name}.log").read_text().splitlines()[-25:]
+        print(f"[{out.name}] exit {code}:\n" + "\n".join(tail), flush=True)
+    return len(failed)
+
+
+def pack(run_dir: Path, name: str, out: Path, mib: float) -> list[Path]:
+    """The run's checkpoints, newest first, in tar files of at most `mib` MiB each."""
+    groups: list[list[Path]] = []
+    room = 0.0
+    for ckpt in sorted((run_dir / "checkpoints").glob("step_*"), reverse=True):
+        size = sum(f.stat().st_size + 1024 for f in ckpt.iterdir()) + 1024
+        if not groups or size > room:
+            groups.append([])
+            room = mib * 2**20
+        groups[-1].append(ckpt)
+        room -= size
+    written = []
+    for i, group in enumerate(groups):
+        path = out / f"{name}-{i}.tar"
+        with tarfile.open(path, "w") as tar:
+            for ckpt in group:
+                tar.add(ckpt, arcname=f"{name}/checkpoints/{ckpt.name}")
+        written.append(path)
+    return written
+
+
+def train_all(args: argparse.Namespace, dirs: list[Path], steps: list[int], limit: float) -> tuple[float, int]:
+    """Run every RUNS entry at once (`steps` each); (seconds taken, how many failed)."""
+    logs = args.work / "logs"
+    cmds = []
+    for run, out, n in zip(RUNS, dirs, steps, strict=True):
+        every = n // 4 if run.checkpoints > 1 else n
+        cmds.append(command(run, args, out, n, every, limit))
+    start = time.monotonic()
+    procs = launch(cmds, dirs, logs)
+    report = start + 60
+    while any(p.poll() is None for p in procs):
+        time.sleep(2)
+        now = time.monotonic()
+        if now > report:
+            report += 60
+            last = [(rows(d) or [{"step": 0, "loss": float("nan")}])[-1] for d in dirs]
+            print(
+                f"{now - start:4.0f} s: "
+                + ", ".join(
+                    f"{r.name} step {x['step']:.0f} loss {x['loss']:.4f}" for r, x in zip(RUNS, last, strict=True)
+                ),
+                flush=True,
+            )
+        if now - start > limit + 30:  # a straggler: Ctrl-C saves a checkpoint where it is
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in procs:
+                p.wait()
+    return time.monotonic() - start, failures(procs, dirs, logs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", action="append", required=True)
+    parser.add_argument("--out", type=Path, required=True, help="where the tar files go")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gpu_train"))
+    parser.add_argument("--budget", type=float, default=420, help="seconds of training per run")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--extra", default="", help="appended to every train command (a dry run on a CPU)")
+    parser.add_argument("--pack-mib", type=float, default=15.5)
+    parser.add_argument("--calibration", type=int, default=CALIBRATION)
+    args = parser.parse_args()
+
+    cal = [args.work / f"cal-{r.name}" for r in RUNS]
+    took, failed = train_all(args, cal, [args.calibration] * len(RUNS), 1e9)
+    if failed:
+        sys.exit(1)
+    startup = took - max(rows(d)[-1]["elapsed_s"] for d in cal)
+    paces = [pace(d, args.calibration // 3) for d in cal]
+    print(
+        f"calibration: {took:.0f} s, start-up {startup:.0f} s, steps/s side by side: "
+        + ", ".join(f"{r.name} {p:.1f}" for r, p in zip(RUNS, paces, strict=True)),
+        flush=True,
+    )
+
+    dirs = [args.work / r.name for r in RUNS]
+    steps = [max(100, int(p * (args.budget - startup) * 0.95) // 100 * 100) for p in paces]
+    took, failed = train_all(args, dirs, steps, args.budget + 30)
+    print(f"training: {took:.0f} s, {failed} run(s) failed or were stopped", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(args.out / "logs.tar", "w") as tar:
+        tar.add(args.work / "logs", arcname="logs")
+        for run, d in zip(RUNS, dirs, strict=True):
+            for f in ("log.csv", "run.json"):
+                if (d / f).exists():
+                    tar.add(d / f, arcname=f"{run.name}/{f}")
+    written = [p for run, d in zip(RUNS, dirs, strict=True) for p in pack(d, run.name, args.out, args.pack_mib)]
+    for path in [args.out / "logs.tar", *written]:
+        print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
+    for run, d in zip(RUNS, dirs, strict=True):
+        if not rows(d):
+            continue
+        last = rows(d)[-1]
+        print(f"{run.name}: {last['step']:.0f} steps, loss {last['loss']:.4f}, {last['steps_per_s']:.1f} steps/s")
+
+
+if __name__ == "__main__":
+    main()
