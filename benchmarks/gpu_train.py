@@ -1,7 +1,7 @@
 """Train several light-model runs at once on a lent CUDA GPU, inside one device call.
 
 A device call is short (minutes, once per session) and the light models leave most of a
-big GPU idle, so this runs every entry of RUNS side by side, each a plain `streamdeblur
+big GPU idle, so this runs every `--run` (by default RUNS) side by side, each a plain `streamdeblur
 train` process. A short calibration first runs them all together for CALIBRATION steps and
 measures each one's pace under that contention; each run then gets the steps that fit
 `--budget` seconds, so that its cosine schedule ends in time. Afterwards each run's last
@@ -34,15 +34,21 @@ CALIBRATION = 150  # steps; the pace is read from the steps after the first CALI
 class Run:
     name: str
     model: str
-    args: tuple[str, ...]
     checkpoints: int  # kept and sent back (an msdeblur-m checkpoint is ~16 MB: one)
+    args: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Run:
+        """NAME:MODEL:CHECKPOINTS:TRAIN-ARGS, e.g. `s1:msdeblur-s:4:--batch 32 --crop 256`."""
+        name, model, checkpoints, args = text.split(":", 3)
+        return cls(name, model, int(checkpoints), tuple(args.split()))
 
 
-SHIPPED = "weights/msdeblur-s.safetensors"
-RUNS = (
-    Run("s-b32c256", "msdeblur-s", ("--init", SHIPPED, "--batch", "32", "--crop", "256", "--lr", "3e-4"), 4),
-    Run("s-b48c320", "msdeblur-s", ("--init", SHIPPED, "--batch", "48", "--crop", "320", "--lr", "5e-4"), 4),
-    Run("m-b32c256", "msdeblur-m", ("--init", SHIPPED, "--batch", "32", "--crop", "256", "--lr", "3e-4"), 1),
+SHIPPED = "--init weights/msdeblur-s.safetensors"
+RUNS = (  # the first device call's runs (docs/training.md, run 18)
+    f"s-b32c256:msdeblur-s:4:{SHIPPED} --batch 32 --crop 256 --lr 3e-4",
+    f"s-b48c320:msdeblur-s:4:{SHIPPED} --batch 48 --crop 320 --lr 5e-4",
+    f"m-b32c256:msdeblur-m:1:{SHIPPED} --batch 32 --crop 256 --lr 3e-4",
 )
 
 
@@ -75,10 +81,10 @@ def rows(run_dir: Path) -> list[dict[str, float]]:
 
 
 def pace(run_dir: Path, skip: int) -> float:
-    """Steps per second over the logged steps after `skip` (warm-up, autotuning)."""
-    late = [r for r in rows(run_dir) if r["step"] > skip]
-    first = max((r for r in rows(run_dir) if r["step"] <= skip), key=lambda r: r["step"])
-    return (late[-1]["step"] - first["step"]) / (late[-1]["elapsed_s"] - first["elapsed_s"])
+    """Steps per second from the first logged step past `skip` (warm-up, autotuning) to the last."""
+    logged = rows(run_dir)
+    first = next((r for r in logged if r["step"] > skip), logged[0])
+    return (logged[-1]["step"] - first["step"]) / (logged[-1]["elapsed_s"] - first["elapsed_s"])
 
 
 def failures(procs: list[subprocess.Popen], dirs: list[Path], logs: Path) -> int:
@@ -112,10 +118,10 @@ def pack(run_dir: Path, name: str, out: Path, mib: float) -> list[Path]:
 
 
 def train_all(args: argparse.Namespace, dirs: list[Path], steps: list[int], limit: float) -> tuple[float, int]:
-    """Run every RUNS entry at once (`steps` each); (seconds taken, how many failed)."""
+    """Run every run at once (`steps` each); (seconds taken, how many failed)."""
     logs = args.work / "logs"
     cmds = []
-    for run, out, n in zip(RUNS, dirs, steps, strict=True):
+    for run, out, n in zip(args.runs, dirs, steps, strict=True):
         every = n // 4 if run.checkpoints > 1 else n
         cmds.append(command(run, args, out, n, every, limit))
     start = time.monotonic()
@@ -130,7 +136,7 @@ def train_all(args: argparse.Namespace, dirs: list[Path], steps: list[int], limi
             print(
                 f"{now - start:4.0f} s: "
                 + ", ".join(
-                    f"{r.name} step {x['step']:.0f} loss {x['loss']:.4f}" for r, x in zip(RUNS, last, strict=True)
+                    f"{r.name} step {x['step']:.0f} loss {x['loss']:.4f}" for r, x in zip(args.runs, last, strict=True)
                 ),
                 flush=True,
             )
@@ -153,21 +159,23 @@ def main() -> None:
     parser.add_argument("--extra", default="", help="appended to every train command (a dry run on a CPU)")
     parser.add_argument("--pack-mib", type=float, default=15.5)
     parser.add_argument("--calibration", type=int, default=CALIBRATION)
+    parser.add_argument("--run", action="append", type=Run.parse, help=Run.parse.__doc__)
     args = parser.parse_args()
+    args.runs = tuple(args.run or map(Run.parse, RUNS))
 
-    cal = [args.work / f"cal-{r.name}" for r in RUNS]
-    took, failed = train_all(args, cal, [args.calibration] * len(RUNS), 1e9)
+    cal = [args.work / f"cal-{r.name}" for r in args.runs]
+    took, failed = train_all(args, cal, [args.calibration] * len(args.runs), 1e9)
     if failed:
         sys.exit(1)
     startup = took - max(rows(d)[-1]["elapsed_s"] for d in cal)
     paces = [pace(d, args.calibration // 3) for d in cal]
     print(
         f"calibration: {took:.0f} s, start-up {startup:.0f} s, steps/s side by side: "
-        + ", ".join(f"{r.name} {p:.1f}" for r, p in zip(RUNS, paces, strict=True)),
+        + ", ".join(f"{r.name} {p:.1f}" for r, p in zip(args.runs, paces, strict=True)),
         flush=True,
     )
 
-    dirs = [args.work / r.name for r in RUNS]
+    dirs = [args.work / r.name for r in args.runs]
     steps = [max(100, int(p * (args.budget - startup) * 0.95) // 100 * 100) for p in paces]
     took, failed = train_all(args, dirs, steps, args.budget + 30)
     print(f"training: {took:.0f} s, {failed} run(s) failed or were stopped", flush=True)
@@ -175,14 +183,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tarfile.open(args.out / "logs.tar", "w") as tar:
         tar.add(args.work / "logs", arcname="logs")
-        for run, d in zip(RUNS, dirs, strict=True):
+        for run, d in zip(args.runs, dirs, strict=True):
             for f in ("log.csv", "run.json"):
                 if (d / f).exists():
                     tar.add(d / f, arcname=f"{run.name}/{f}")
-    written = [p for run, d in zip(RUNS, dirs, strict=True) for p in pack(d, run.name, args.out, args.pack_mib)]
+    written = [p for run, d in zip(args.runs, dirs, strict=True) for p in pack(d, run.name, args.out, args.pack_mib)]
     for path in [args.out / "logs.tar", *written]:
         print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
-    for run, d in zip(RUNS, dirs, strict=True):
+    for run, d in zip(args.runs, dirs, strict=True):
         if not rows(d):
             continue
         last = rows(d)[-1]

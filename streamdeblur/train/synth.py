@@ -30,6 +30,11 @@ from streamdeblur.train.jpeg import jpeg
 GAMMA = 2.2
 SUBFRAME_STEP = 0.5  # px: sub-frame views at most this far apart, so the average shows no ghosts
 MAX_SUBFRAMES = 96
+# Sub-frame views rendered per call on a GPU, as output pixels of the whole batch: a view is
+# ~40 small kernels, so one at a time leaves a GPU launch-bound (5 steps/s for msdeblur-s,
+# whatever the batch, on an H200). A CPU renders one view a call: batched views outgrow its
+# caches (2.4x slower for a batch of 8 192x192 crops).
+GPU_VIEW_ELEMENTS = 2**25
 SHAKE_COMPONENTS = 3  # sinusoids per axis: body sway to hand tremor
 SHAKE_FREQ = (0.05, 0.6)  # cycles per frame interval (1.5-18 Hz at 30 fps)
 EDGE_SOFTNESS = 1.0  # px: anti-aliased foreground border
@@ -377,13 +382,13 @@ def expose(
     rendered alone or in a sequence); its ground truth is the view at mid-exposure.
     """
     blurry, sharp = [], []
+    per_call = max(1, GPU_VIEW_ELEMENTS // (linear.shape[0] * size[0] * size[1])) if linear.is_cuda else 1
     for i in range(starts.shape[1]):
-        source = linear[:, i : i + 1] if linear.dim() == 5 else linear
+        source = linear[:, i] if linear.dim() == 5 else linear  # one image for all its views
         start = starts[:, i : i + 1]
         n = subframes(path, start, exposure, size, foreground)
-        total = view(source, path, start + exposure[:, None] * 0.5 / n, size, foreground)
-        for k in range(1, n):
-            total = total + view(source, path, start + exposure[:, None] * (k + 0.5) / n, size, foreground)
+        times = start + exposure[:, None] * (torch.arange(n, device=start.device) + 0.5) / n  # [B, n]
+        total = sum(view(source, path, t, size, foreground).sum(1, keepdim=True) for t in times.split(per_call, 1))
         blurry.append(total / n)
         sharp.append(view(source, path, start + exposure[:, None] / 2, size, foreground))
     return torch.cat(blurry, 1), torch.cat(sharp, 1)
