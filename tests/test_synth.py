@@ -96,6 +96,23 @@ def test_sequence_follows_one_continuous_path() -> None:
         assert torch.equal(one_blurry[:, 0], blurry[:, t]) and torch.equal(one_sharp[:, 0], sharp[:, t])
 
 
+def test_views_rendered_together_are_the_views_rendered_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU renders many sub-frame views per call, the CPU one: the same frames."""
+    g = torch.Generator().manual_seed(5)
+    config = synth.PRESETS["strong"]
+    margin = config.margin(2, SIZE)
+    src = synth.to_linear(source(SIZE[0] + 2 * margin, SIZE[1] + 2 * margin, batch=2))
+    blur = synth.SequenceBlur.random(2, config, 2, SIZE, g)
+    starts = torch.arange(2.0).expand(2, 2)
+    args = (src, blur.path, starts, blur.exposure, SIZE, blur.foreground)
+    one_by_one = synth.expose(*args)
+    monkeypatch.setattr(synth, "views_per_call", lambda linear, size: 7)
+    together = synth.expose(*args)
+    assert synth.subframes(blur.path, starts[:, :1], blur.exposure, SIZE, blur.foreground) > 7
+    for a, b in zip(together, one_by_one, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
 def test_averaging_happens_in_linear_light() -> None:
     """Black, white, black: a third of the light, which is 0.61 gamma-encoded (not 0.33)."""
     frames = torch.stack([torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)], 1)

@@ -367,6 +367,11 @@ def subframes(
     return int(min(MAX_SUBFRAMES, max(1, math.ceil(length / SUBFRAME_STEP))))
 
 
+def views_per_call(linear: torch.Tensor, size: tuple[int, int]) -> int:
+    """Sub-frame views `expose` renders in one call (see GPU_VIEW_ELEMENTS)."""
+    return max(1, GPU_VIEW_ELEMENTS // (linear.shape[0] * size[0] * size[1])) if linear.is_cuda else 1
+
+
 def expose(
     linear: torch.Tensor,
     path: CameraPath,
@@ -382,7 +387,7 @@ def expose(
     rendered alone or in a sequence); its ground truth is the view at mid-exposure.
     """
     blurry, sharp = [], []
-    per_call = max(1, GPU_VIEW_ELEMENTS // (linear.shape[0] * size[0] * size[1])) if linear.is_cuda else 1
+    per_call = views_per_call(linear, size)
     for i in range(starts.shape[1]):
         source = linear[:, i] if linear.dim() == 5 else linear  # one image for all its views
         start = starts[:, i : i + 1]
