@@ -34,7 +34,7 @@ CALIBRATION = 150  # steps; the pace is read from the steps after the first CALI
 class Run:
     name: str
     model: str
-    checkpoints: int  # kept and sent back (an msdeblur-m checkpoint is ~16 MB: one)
+    checkpoints: int  # kept and sent back (an msdeblur-m checkpoint is ~16 MB: one; 0: the final weights only)
     args: tuple[str, ...]
 
     @classmethod
@@ -45,10 +45,10 @@ class Run:
 
 
 SHIPPED = "--init weights/msdeblur-s.safetensors"
-RUNS = (  # the first device call's runs (docs/training.md, run 18)
-    f"s-b32c256:msdeblur-s:4:{SHIPPED} --batch 32 --crop 256 --lr 3e-4",
-    f"s-b48c320:msdeblur-s:4:{SHIPPED} --batch 48 --crop 320 --lr 5e-4",
-    f"m-b32c256:msdeblur-m:1:{SHIPPED} --batch 32 --crop 256 --lr 3e-4",
+RUNS = (  # the next call's runs (docs/training.md, after run 18; run 18's own are listed there)
+    f"s-b64:msdeblur-s:4:{SHIPPED} --batch 64 --crop 256 --lr 2e-4",
+    f"s-b64-d8:msdeblur-s:4:{SHIPPED} --batch 64 --crop 256 --lr 2e-4 --blur default:0.8,mild:0.2",
+    f"l-b32:msdeblur-l:0:{SHIPPED} --batch 32 --crop 256 --lr 3e-4",
 )
 
 
@@ -56,7 +56,7 @@ def command(run: Run, args: argparse.Namespace, out: Path, steps: int, every: in
     cmd = [sys.executable, "-m", "streamdeblur", "train", "--model", run.model, *run.args]
     for spec in args.data:
         cmd += ["--data", spec]
-    cmd += ["--steps", str(steps), "--checkpoint-every", str(every), "--keep", str(run.checkpoints)]
+    cmd += ["--steps", str(steps), "--checkpoint-every", str(every), "--keep", str(max(run.checkpoints, 1))]
     cmd += ["--log-every", "10", "--no-eval", "--time-limit", str(limit), "--device", args.device]
     return cmd + [*args.extra.split(), "-q", "--debug", "-o", str(out)]
 
@@ -96,8 +96,20 @@ def failures(procs: list[subprocess.Popen], dirs: list[Path], logs: Path) -> int
     return len(failed)
 
 
-def pack(run_dir: Path, name: str, out: Path, mib: float) -> list[Path]:
-    """The run's checkpoints, newest first, in tar files of at most `mib` MiB each."""
+def pack(run: Run, run_dir: Path, out: Path, mib: float) -> list[Path]:
+    """The run's checkpoints, newest first, in tar files of at most `mib` MiB each (or its
+    final fp16 weights and manifest, where it keeps none)."""
+    if not run.checkpoints:
+        if not any(run_dir.glob("*.safetensors")):  # stopped short of its steps: the last checkpoint's
+            last = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
+            subprocess.run([sys.executable, "-m", "streamdeblur", "train", "--resume", str(last), "--finish", "-q"])
+        path = out / f"{run.name}-weights.tar"
+        with tarfile.open(path, "w") as tar:
+            for f in [*run_dir.glob("*.safetensors"), run_dir / "manifest.json"]:
+                if f.exists():
+                    tar.add(f, arcname=f"{run.name}/{f.name}")
+        return [path]
+    name = run.name
     groups: list[list[Path]] = []
     room = 0.0
     for ckpt in sorted((run_dir / "checkpoints").glob("step_*"), reverse=True):
@@ -187,7 +199,7 @@ def main() -> None:
             for f in ("log.csv", "run.json"):
                 if (d / f).exists():
                     tar.add(d / f, arcname=f"{run.name}/{f}")
-    written = [p for run, d in zip(args.runs, dirs, strict=True) for p in pack(d, run.name, args.out, args.pack_mib)]
+    written = [p for run, d in zip(args.runs, dirs, strict=True) for p in pack(run, d, args.out, args.pack_mib)]
     for path in [args.out / "logs.tar", *written]:
         print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
     for run, d in zip(args.runs, dirs, strict=True):
