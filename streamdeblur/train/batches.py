@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from streamdeblur.train.config import TrainConfig
-from streamdeblur.train.datasets import Dataset, Sample, Sampler
+from streamdeblur.train.datasets import STILL_BUDGET, Dataset, Sample, Sampler
 from streamdeblur.train.synth import blur_mix, mix_config, synthesize
 
 
@@ -31,7 +31,8 @@ class Batches:
         self.blurs = [mix_config(name) for name, _ in mix]
         self.blur_weights = np.array([w for _, w in mix])
         margin = max(b.margin(config.frames, (config.crop, config.crop)) for b in self.blurs)
-        self.samplers = [Sampler(d, config.frames, config.crop, margin) for d in datasets]
+        still_budget = STILL_BUDGET // max(len(datasets), 1)  # one memory budget for all --data
+        self.samplers = [Sampler(d, config.frames, config.crop, margin, still_budget) for d in datasets]
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
         self._ahead: dict[int, concurrent.futures.Future] = {}
 

@@ -52,7 +52,7 @@ DVD_TEST = (
 )  # the test videos named by the DVD authors (github.com/shuochsu/DeepVideoDeblurring, issue 2)
 DEFAULT_AVERAGE = 7  # frames averaged per blurry frame (GoPro used 7-13 at 240 fps)
 VIDEO_BUDGET = 256 * 2**20  # bytes of decoded frames kept per training video
-STILL_BUDGET = 2 * 2**30  # bytes of decoded stills a Sampler keeps (the first ones it reads)
+STILL_BUDGET = 2 * 2**30  # bytes of decoded stills kept for training (the first ones read)
 
 Image = np.ndarray  # H x W x 3 RGB uint8
 
