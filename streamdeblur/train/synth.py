@@ -31,7 +31,7 @@ GAMMA = 2.2
 SUBFRAME_STEP = 0.5  # px: sub-frame views at most this far apart, so the average shows no ghosts
 MAX_SUBFRAMES = 96
 # Sub-frame views rendered per call on a GPU, as output pixels of the whole batch: a view is
-# ~40 small kernels, so one at a time leaves a GPU launch-bound (5 steps/s for msdeblur-s,
+# ~40 small kernels, so one at a time leaves a GPU launch-bound (5 steps/s for a light model,
 # whatever the batch, on an H200). A CPU renders one view a call: batched views outgrow its
 # caches (2.4x slower for a batch of 8 192x192 crops).
 GPU_VIEW_ELEMENTS = 2**25
