@@ -299,21 +299,13 @@ class Foreground:
 
 
 def _sample(source: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of `source` at source-centred pixel coordinates [B, N, h, w, 2].
-
-    A 4-D source [B, C, H, W] serves all N views at once (the views are stacked along the
-    grid's height, so the source is not copied); a 5-D source [B, N, C, H, W] gives each
-    view its own image (video frames). Returns [B, N, C, h, w].
+    """Bilinear samples of `source` [B, C, H, W] at source-centred pixel coordinates
+    [B, N, h, w, 2]: all N views in one call (stacked along the grid's height, so the source
+    is not copied). Returns [B, N, C, h, w].
     """
     b, n, h, w, _ = coords.shape
     size = torch.tensor([source.shape[-1] / 2, source.shape[-2] / 2], device=coords.device, dtype=coords.dtype)
-    grid = coords / size
-    if source.dim() == 5:
-        out = F.grid_sample(
-            source.flatten(0, 1), grid.flatten(0, 1), mode="bilinear", padding_mode="reflection", align_corners=False
-        )
-        return out.view(b, n, -1, h, w)
-    grid = grid.reshape(b, n * h, w, 2)
+    grid = (coords / size).reshape(b, n * h, w, 2)
     out = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.view(b, -1, n, h, w).transpose(1, 2)
 
@@ -334,7 +326,7 @@ def view(
     size: tuple[int, int],
     foreground: Foreground | None = None,
 ) -> torch.Tensor:
-    """What the camera sees at times `t` [B, N]: [B, N, 3, h, w] in linear light."""
+    """What the camera sees of `linear` [B, 3, H, W] at times `t` [B, N]: [B, N, 3, h, w] in linear light."""
     grid = _output_grid(size, linear.device)
     scene = torch.einsum("bnij,hwj->bnhwi", path.poses(t), grid)
     frames = _sample(linear, scene)
