@@ -203,9 +203,9 @@ def main() -> None:
     for path in [args.out / "logs.tar", *written]:
         print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
     for run, d in zip(args.runs, dirs, strict=True):
-        if not rows(d):
+        if not (logged := rows(d)):
             continue
-        last = rows(d)[-1]
+        last = logged[-1]
         print(f"{run.name}: {last['step']:.0f} steps, loss {last['loss']:.4f}, {last['steps_per_s']:.1f} steps/s")
 
 
