@@ -318,8 +318,8 @@ class Sampler:
     Each call takes a numpy Generator, so a batch is a function of the step's seed. Paired
     data is cropped to `crop`; sharp data for synth.py to `crop + 2 * margin`, so the camera's
     motion has picture to move over. Videos are decoded once, into runs of frames; stills are
-    kept decoded up to `still_budget` bytes (decoding a photo costs ~20x its crop: at GPU
-    speeds the one thread that prepares batches would otherwise hold the GPU back).
+    kept decoded up to `still_budget` bytes (decoding a photo costs far more than cropping it:
+    at GPU speeds the one thread that prepares batches would otherwise hold the GPU back).
     """
 
     def __init__(self, data: Dataset, frames: int, crop: int, margin: int, still_budget: int = STILL_BUDGET) -> None:

@@ -31,9 +31,9 @@ GAMMA = 2.2
 SUBFRAME_STEP = 0.5  # px: sub-frame views at most this far apart, so the average shows no ghosts
 MAX_SUBFRAMES = 96
 # Sub-frame views rendered per call on a GPU, as output pixels of the whole batch: a view is
-# ~40 small kernels, so one at a time leaves a GPU launch-bound (5 steps/s for a light model,
-# whatever the batch, on an H200). A CPU renders one view a call: batched views outgrow its
-# caches (2.4x slower for a batch of 8 192x192 crops).
+# a few dozen small kernels, so one at a time leaves a GPU launch-bound (5 steps/s for a light
+# model, whatever the batch, on an H200). A CPU renders one view a call: batched views outgrow
+# its caches (2x slower; benchmarks/synth_views.py measures both).
 GPU_VIEW_ELEMENTS = 2**25
 SHAKE_COMPONENTS = 3  # sinusoids per axis: body sway to hand tremor
 SHAKE_FREQ = (0.05, 0.6)  # cycles per frame interval (1.5-18 Hz at 30 fps)
