@@ -11,7 +11,7 @@ from media import texture, write_video
 
 from streamdeblur.core.errors import InputError, UsageError
 from streamdeblur.train import datasets
-from streamdeblur.train.datasets import Sampler, detect, eval_clips, held_out, open_dataset
+from streamdeblur.train.datasets import Sampler, detect, dihedral, eval_clips, held_out, open_dataset
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:
@@ -140,6 +140,15 @@ def test_sampler_crops_pairs_and_sequences_alike(tmp_path: Path) -> None:
     assert np.array_equal(first.sharp, again.sharp)
     with pytest.raises(InputError, match="6 consecutive frames"):
         Sampler(data, frames=6, crop=16, margin=0)
+
+
+def test_dihedral_gives_the_eight_turns_and_mirrors_of_a_square() -> None:
+    frames = np.arange(2 * 4 * 4 * 3).reshape(2, 4, 4, 3)
+    turns = [np.rot90(f, r, axes=(1, 2)) for f in (frames, frames[:, :, ::-1]) for r in range(4)]
+    views = [dihedral(frames, k) for k in range(8)]
+    for view in views:
+        assert sum(np.array_equal(view, t) for t in turns) == 1
+    assert len({v.tobytes() for v in views}) == 8
 
 
 def test_sampler_for_synthetic_blur_adds_the_margin(tmp_path: Path) -> None:

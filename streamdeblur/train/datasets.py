@@ -369,7 +369,8 @@ class Sampler:
         return image
 
     def _crop(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The same random `size` x `size` window of every frame (mirror-padded if smaller)."""
+        """The same random `size` x `size` window of every frame (mirror-padded if smaller),
+        in one of its eight orientations."""
         _, h, w, _ = frames.shape
         s = self.size
         if h < s or w < s:
@@ -377,8 +378,23 @@ class Sampler:
             frames = np.pad(frames, ((0, 0), (py // 2, py - py // 2), (px // 2, px - px // 2), (0, 0)), mode="reflect")
             _, h, w, _ = frames.shape
         y, x = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
-        out = frames[:, y : y + s, x : x + s]
-        return out[:, :, ::-1] if rng.random() < 0.5 else out  # horizontal flip
+        return dihedral(frames[:, y : y + s, x : x + s], int(rng.integers(8)))
+
+
+def dihedral(frames: np.ndarray, k: int) -> np.ndarray:
+    """One of the eight flips and quarter turns of square [T, H, W, C] frames (k in 0..7).
+
+    A crop turned or mirrored is as plausible a photo as the original for deblurring (the
+    synthetic blur's paths have no preferred direction), so the eight give a small photo set
+    eight times the views: BasicSR's `use_hflip` + `use_rot`.
+    """
+    if k & 1:
+        frames = frames[:, :, ::-1]  # left-right
+    if k & 2:
+        frames = frames[:, ::-1]  # upside down
+    if k & 4:
+        frames = frames.transpose(0, 2, 1, 3)  # across the diagonal
+    return frames
 
 
 def _average_runs(frames: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
