@@ -109,6 +109,22 @@ def test_sharp_images_and_videos_split_by_name_hash(tmp_path: Path) -> None:
     assert held_out("photos/p00.jpg") == held_out("photos/p00.jpg") and isinstance(held_out("x"), bool)
 
 
+def test_a_wildcard_picks_files_and_keeps_the_folders_split(tmp_path: Path) -> None:
+    for i in range(30):
+        write_png(tmp_path / "photos" / f"p{i:02d}.png", frame(i))
+        write_png(tmp_path / "photos" / f"q{i:02d}.jpg", frame(i))
+    for split in ("train", "test"):
+        folder = open_dataset(f"sharp:{tmp_path}/photos", split)
+        picked = open_dataset(f"sharp:{tmp_path}/photos/*.png", split)
+        assert picked.spec == f"sharp:{tmp_path}/photos/*.png" and picked.root == folder.root
+        assert [c.name for c in picked.clips] == [c.name for c in folder.clips if c.name.startswith("p")]
+        assert 0 < len(picked.clips) < len(folder.clips)
+    with pytest.raises(UsageError, match="wildcard pattern needs sharp: or average:"):
+        open_dataset(f"paired:{tmp_path}/*")
+    with pytest.raises(InputError, match="no data found"):
+        open_dataset(f"sharp:{tmp_path}/photos/*.tif", "all")
+
+
 def test_average_pairs_are_linear_light_means(tmp_path: Path) -> None:
     frames = [frame(i, 48, 32) for i in range(9)]
     write_video(tmp_path / "clip.mp4", frames, pix_fmt="yuv444p")

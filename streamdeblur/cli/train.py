@@ -191,7 +191,8 @@ BLURS = click.Choice(list(PRESETS))
 AVERAGE_HELP = "Frames averaged per blurry frame, odd (average: data)."
 DATA_HELP = (
     "repeatable. KIND: gopro, gopro-gamma, reds, dvd, paired (blur/ + sharp/), sharp (images and videos, "
-    "blurred on the fly), average (clips, consecutive frames averaged); detected from the folder if left out."
+    "blurred on the fly), average (clips, consecutive frames averaged); detected from the folder if left out. "
+    "For sharp: and average: PATH may end in a wildcard pattern (sharp:'photos/*.png')."
 )
 
 

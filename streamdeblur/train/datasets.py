@@ -13,14 +13,19 @@
 - `average`: real clips (videos, or folders of frames) blurred GoPro-style by averaging
   consecutive frames in linear light, the middle frame being the ground truth.
 
-Without a KIND the layout is recognised from the folder. Layouts without their own split
-(`sharp`, `average`, and `paired` without train/test) are split by a hash of each file's
-path relative to the root: one in `HELD_OUT` goes to `test`, so the split does not depend on
-where the data lives, on file order or on which other files exist.
+Without a KIND the layout is recognised from the folder. For `sharp` and `average` PATH may
+end in a wildcard pattern (`sharp:photos/*.png`): only the files (or clip folders) under the
+folder before the first wildcard whose path matches are read, split as the whole folder is.
+
+Layouts without their own split (`sharp`, `average`, and `paired` without train/test) are
+split by a hash of each file's path relative to the root: one in `HELD_OUT` goes to `test`,
+so the split does not depend on where the data lives, on file order or on which other files
+exist.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +41,8 @@ from streamdeblur.io.sources.images import read_image
 from streamdeblur.train.synth import average_frames
 
 KINDS = ("gopro", "gopro-gamma", "reds", "dvd", "paired", "sharp", "average")
+PATTERN_KINDS = ("sharp", "average")  # kinds read file by file, which a wildcard can pick from
+WILDCARDS = frozenset("*?[")
 SPLITS = ("train", "test", "all")
 HELD_OUT = 10  # one file in ten, by name hash, is held out for testing
 DVD_TEST = (
@@ -119,6 +126,7 @@ class Dataset:
     clips: list[Clip] = field(default_factory=list)
     videos: list[Path] = field(default_factory=list)
     average: int = 0
+    pattern: str | None = None  # the wildcard pattern that picked the files under root
 
     @property
     def synthetic(self) -> bool:
@@ -126,7 +134,7 @@ class Dataset:
 
     @property
     def spec(self) -> str:
-        return f"{self.kind}:{self.root}"
+        return f"{self.kind}:{self.root / self.pattern if self.pattern else self.root}"
 
     def describe(self) -> str:
         frames = sum(len(c) for c in self.clips)
@@ -146,13 +154,25 @@ def parse_spec(spec: str) -> tuple[str | None, Path]:
     return None, Path(spec).expanduser()
 
 
+def split_pattern(path: Path) -> tuple[Path, str | None]:
+    """A path with wildcards → (the folder before the first one, the rest as a pattern)."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        if WILDCARDS & set(part):
+            return Path(*parts[:i]) if i else Path("."), "/".join(parts[i:])
+    return path, None
+
+
 def open_dataset(spec: str, split: str = "train", average: int = DEFAULT_AVERAGE) -> Dataset:
     """Read one `--data` entry (layout detected unless given as KIND:PATH) for `split`."""
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r} (use {', '.join(SPLITS)})")
     if average % 2 == 0:
         raise UsageError(f"frames to average must be odd (the middle one is the ground truth), got {average}")
-    kind, root = parse_spec(spec)
+    kind, path = parse_spec(spec)
+    root, pattern = split_pattern(path)
+    if pattern and kind not in PATTERN_KINDS:
+        raise UsageError(f"--data {spec}: a wildcard pattern needs {' or '.join(k + ':' for k in PATTERN_KINDS)}")
     if not root.is_dir():
         raise InputError(f"--data {spec}: {root} is not a folder")
     kind = kind or detect(root)
@@ -162,11 +182,11 @@ def open_dataset(spec: str, split: str = "train", average: int = DEFAULT_AVERAGE
         "reds": lambda: _reds(root, split),
         "dvd": lambda: _dvd(root, split),
         "paired": lambda: _paired(root, split),
-        "sharp": lambda: _sharp(root, split),
-        "average": lambda: _sharp(root, split, as_clips=True),
+        "sharp": lambda: _sharp(root, split, pattern=pattern),
+        "average": lambda: _sharp(root, split, as_clips=True, pattern=pattern),
     }[kind]
     clips, videos = reader()
-    data = Dataset(kind, root, split, clips, videos, average if kind == "average" else 0)
+    data = Dataset(kind, root, split, clips, videos, average if kind == "average" else 0, pattern)
     if not data.clips and not data.videos:
         where = "" if split == "all" else f" for the {split} split"
         raise InputError(f"--data {spec}: no data found in the {kind} layout{where}")
@@ -258,12 +278,13 @@ def _paired(root: Path, split: str) -> tuple[list[Clip], list[Path]]:
     return clips, []
 
 
-def _sharp(root: Path, split: str, as_clips: bool = False) -> tuple[list[Clip], list[Path]]:
-    """Sharp images (stills) and videos under root; with `as_clips`, folders of frames are clips."""
+def _sharp(root: Path, split: str, as_clips: bool = False, pattern: str | None = None) -> tuple[list[Clip], list[Path]]:
+    """Sharp images (stills) and videos under root (those whose path matches `pattern`, if
+    given); with `as_clips`, folders of frames are clips."""
     clips, videos = [], []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not _in_split(rel, split):
+        if not _in_split(rel, split) or (pattern and not fnmatch.fnmatchcase(rel, pattern)):
             continue
         if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
             videos.append(path)
