@@ -4,8 +4,9 @@
 
 Makes training batches (`train/batches.py`, the `msdeblur-s` recipe's blur mix) on the CPU,
 one thread, with `synth.views_per_call` at 1 (what a CPU uses) and at the count a GPU would
-use, and prints the seconds per batch of each and the torch operators one batch runs: on a
-GPU each operator is at least one kernel launch, which is what bounds its pace.
+use, and prints the seconds per batch of each, the torch operators one batch runs (on a
+GPU each operator is at least one kernel launch, which is what bounds its pace) and the
+operator that takes most of its time, with its share.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def main() -> None:
         seconds = (time.perf_counter() - start) / BATCHES
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             batches(BATCHES + 1)
-        operators = sum(e.count for e in prof.key_averages())
-        print(f"{name:24s} {seconds:.3f} s per batch, {operators} operators per batch")
+        events = prof.key_averages()
+        operators = sum(e.count for e in events)
+        top = max(events, key=lambda e: e.self_cpu_time_total)
+        share = top.self_cpu_time_total / sum(e.self_cpu_time_total for e in events)
+        print(f"{name:24s} {seconds:.3f} s per batch, {operators} operators per batch, {share:.0%} in {top.key}")
     batches.close()
 
 
