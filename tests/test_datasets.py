@@ -119,6 +119,9 @@ def test_a_wildcard_picks_files_and_keeps_the_folders_split(tmp_path: Path) -> N
         assert picked.spec == f"sharp:{tmp_path}/photos/*.png" and picked.root == folder.root
         assert [c.name for c in picked.clips] == [c.name for c in folder.clips if c.name.startswith("p")]
         assert 0 < len(picked.clips) < len(folder.clips)
+    write_png(tmp_path / "photos" / "deeper" / "d.png", frame(0))
+    assert "deeper/d.png" not in {c.name for c in open_dataset(f"sharp:{tmp_path}/photos/*.png", "all").clips}
+    assert "deeper/d.png" in {c.name for c in open_dataset(f"sharp:{tmp_path}/photos/**/*.png", "all").clips}
     with pytest.raises(UsageError, match="wildcard pattern needs sharp: or average:"):
         open_dataset(f"paired:{tmp_path}/*")
     with pytest.raises(InputError, match="no data found"):

@@ -14,8 +14,9 @@
   consecutive frames in linear light, the middle frame being the ground truth.
 
 Without a KIND the layout is recognised from the folder. For `sharp` and `average` PATH may
-end in a wildcard pattern (`sharp:photos/*.png`): only the files (or clip folders) under the
-folder before the first wildcard whose path matches are read, split as the whole folder is.
+end in a wildcard pattern (`sharp:photos/*.png`; `**` reaches into sub-folders): only the
+files (or clip folders) it globs under the folder before the first wildcard are read, split
+as the whole folder is.
 
 Layouts without their own split (`sharp`, `average`, and `paired` without train/test) are
 split by a hash of each file's path relative to the root: one in `HELD_OUT` goes to `test`,
@@ -25,7 +26,6 @@ exist.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,12 +279,13 @@ def _paired(root: Path, split: str) -> tuple[list[Clip], list[Path]]:
 
 
 def _sharp(root: Path, split: str, as_clips: bool = False, pattern: str | None = None) -> tuple[list[Clip], list[Path]]:
-    """Sharp images (stills) and videos under root (those whose path matches `pattern`, if
-    given); with `as_clips`, folders of frames are clips."""
+    """Sharp images (stills) and videos under root (those `pattern` globs, if given, with
+    pathlib's rules: `*` stays in one folder, `**` crosses them); with `as_clips`, folders of
+    frames are clips."""
     clips, videos = [], []
-    for path in sorted(root.rglob("*")):
+    for path in sorted(root.glob(pattern) if pattern else root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not _in_split(rel, split) or (pattern and not fnmatch.fnmatchcase(rel, pattern)):
+        if not _in_split(rel, split):
             continue
         if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
             videos.append(path)
