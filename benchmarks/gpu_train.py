@@ -46,7 +46,7 @@ class Run:
 
 SHIPPED = "--init weights/msdeblur-s.safetensors"
 RUNS = (  # the next call's runs (docs/training.md, after run 18; run 18's own are listed there)
-    f"s-b64:msdeblur-s:4:{SHIPPED} --batch 64 --crop 256 --lr 2e-4",
+    f"s-b64:msdeblur-s:6:{SHIPPED} --batch 64 --crop 256 --lr 2e-4",
     f"s-b64-d8:msdeblur-s:4:{SHIPPED} --batch 64 --crop 256 --lr 2e-4 --blur default:0.8,mild:0.2",
     f"l-b32:msdeblur-l:0:{SHIPPED} --batch 32 --crop 256 --lr 3e-4",
 )
@@ -134,7 +134,7 @@ def train_all(args: argparse.Namespace, dirs: list[Path], steps: list[int], limi
     logs = args.work / "logs"
     cmds = []
     for run, out, n in zip(args.runs, dirs, steps, strict=True):
-        every = n // 4 if run.checkpoints > 1 else n
+        every = n // max(run.checkpoints, 1)
         cmds.append(command(run, args, out, n, every, limit))
     start = time.monotonic()
     procs = launch(cmds, dirs, logs)
