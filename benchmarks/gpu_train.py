@@ -25,9 +25,11 @@ import sys
 import tarfile
 import time
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 CALIBRATION = 150  # steps; the pace is read from the steps after the first CALIBRATION // 3
+RETURN_FILES, RETURN_MIB = 8, 64  # what a device call sends back from $OUT (device README)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,23 @@ def pack(run: Run, run_dir: Path, out: Path, mib: float) -> list[Path]:
     return written
 
 
+def within_return_limits(packed: list[list[Path]], logs: Path) -> list[Path]:
+    """The tar files that come back from the device (RETURN_FILES files, RETURN_MIB in all,
+    beside `logs` and the driver's log): each run's newest checkpoints first, a run at a
+    time in turn, so that no run loses all of its checkpoints to another's; the rest are
+    deleted, and named, rather than left for the device to drop at random."""
+    kept, files, room = [], RETURN_FILES - 2, RETURN_MIB * 2**20 - logs.stat().st_size - 2**20
+    for path in (p for turn in zip_longest(*packed) for p in turn if p is not None):
+        size = path.stat().st_size
+        if files and size <= room:
+            kept.append(path)
+            files, room = files - 1, room - size
+        else:
+            print(f"{path.name}: left out (return limits: {RETURN_FILES} files, {RETURN_MIB} MiB)", flush=True)
+            path.unlink()
+    return kept
+
+
 def train_all(args: argparse.Namespace, dirs: list[Path], steps: list[int], limit: float) -> tuple[float, int]:
     """Run every run at once (`steps` each); (seconds taken, how many failed)."""
     logs = args.work / "logs"
@@ -199,8 +218,8 @@ def main() -> None:
             for f in ("log.csv", "run.json"):
                 if (d / f).exists():
                     tar.add(d / f, arcname=f"{run.name}/{f}")
-    written = [p for run, d in zip(args.runs, dirs, strict=True) for p in pack(run, d, args.out, args.pack_mib)]
-    for path in [args.out / "logs.tar", *written]:
+    packed = [pack(run, d, args.out, args.pack_mib) for run, d in zip(args.runs, dirs, strict=True)]
+    for path in [args.out / "logs.tar", *within_return_limits(packed, args.out / "logs.tar")]:
         print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
     for run, d in zip(args.runs, dirs, strict=True):
         if not (logged := rows(d)):
