@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -27,6 +28,7 @@ from streamdeblur.train.config import TrainConfig
 from streamdeblur.train.loop import RunOptions, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss
+from streamdeblur.train.teacher import open_teacher
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +256,50 @@ def test_cli_errors_are_one_line(sharp_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "busy" / "file").write_text("x")
     code, err = run_cli("train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "2", "-o", tmp_path / "busy")
     assert_one_line_error(code, err, 2, "exists and is not empty")
+
+
+def student_weights(path: Path) -> Path:
+    """msdeblur-s weights that change a frame (at init it is the identity)."""
+    torch.manual_seed(3)
+    model = create_model("msdeblur-s")
+    for scale in model.scales:
+        torch.nn.init.normal_(scale.tail.weight, 0.0, 0.01)
+    return save_weights(model.state_dict(), path, get_spec("msdeblur-s"))
+
+
+def test_the_teachers_output_is_the_target(sharp_dir: Path, tmp_path: Path) -> None:
+    """With --teacher-mix 1 and the student's own weights as the teacher, the first step's
+    target is exactly what the student outputs: the PSNR loss sits at its 80 dB floor. (The
+    photos are of low contrast, so that no output leaves [0, 1], where the target is clamped.)"""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sharp_dir.iterdir():
+        cv2.imwrite(str(photos / src.name), (cv2.imread(str(src)) * 0.5 + 64).round())
+    weights = student_weights(tmp_path / "s.safetensors")
+    config = tiny(photos, model="msdeblur-s", steps=1, init=str(weights), teacher=str(weights), teacher_mix=1.0)
+    trainer = Trainer(config, RunOptions(tmp_path / "run", "cpu"))
+    assert trainer.train_step()["loss"].item() == pytest.approx(-80.0, abs=0.01)
+    plain = Trainer(dataclasses.replace(config, teacher=None), RunOptions(tmp_path / "plain", "cpu"))
+    assert plain.train_step()["loss"].item() > -60  # the sharp target alone is far from the output
+
+
+def test_a_teacher_makes_its_share_of_the_target(tmp_path: Path) -> None:
+    teacher = open_teacher(str(student_weights(tmp_path / "t.safetensors")), 0.25, torch.device("cpu"))
+    blurry, sharp = torch.rand(2, 1, 3, 24, 32), torch.rand(2, 1, 3, 24, 32)
+    with torch.no_grad():
+        taught = teacher.model(blurry.flatten(0, 1)).clamp(0, 1).reshape(sharp.shape)
+    assert torch.allclose(teacher.target(blurry, sharp), 0.75 * sharp + 0.25 * taught, atol=1e-6)
+    assert not any(p.requires_grad for p in teacher.model.parameters())
+
+
+def test_teacher_errors_are_one_line(sharp_dir: Path, tmp_path: Path) -> None:
+    args = ["train", "--model", "msdeblur-s", "--data", sharp_dir, "--steps", "1", "-o", tmp_path / "x"]
+    code, err = run_cli(*args, "--teacher", "uhdvd")
+    assert_one_line_error(code, err, 2, "uhdvd is recurrent")
+    code, err = run_cli(*args, "--teacher", tmp_path / "missing.safetensors")
+    assert_one_line_error(code, err, 2, "no such model or weights file")
+    code, err = run_cli(*args, "--teacher", "msdeblur-s", "--teacher-mix", "0")
+    assert_one_line_error(code, err, 2, "--teacher-mix must be in (0, 1]")
 
 
 def test_cli_trains_and_resume_refuses_other_settings(sharp_dir: Path, tmp_path: Path) -> None:

@@ -229,6 +229,20 @@ def train_options(fn: Callable) -> Callable:
                 metavar="WEIGHTS",
                 help="Start from these weights (fine-tune), or a smaller model's that this one grows from.",
             ),
+            click.option(
+                "--teacher",
+                default=None,
+                metavar="MODEL|WEIGHTS",
+                help="Distil: a model (its installed weights) or weights file whose output makes up "
+                "--teacher-mix of each target.",
+            ),
+            click.option(
+                "--teacher-mix",
+                default=0.5,
+                show_default=True,
+                type=float,
+                help="The teacher's share of the target (0 to 1).",
+            ),
             click.option("--checkpoint-every", default=500, show_default=True, type=click.IntRange(1)),
             click.option("--keep", default=2, show_default=True, type=click.IntRange(1), help="Checkpoints kept."),
             click.option("--log-every", default=10, show_default=True, type=click.IntRange(1)),
@@ -260,7 +274,8 @@ def train_from_options(o: dict[str, Any]) -> int:
         data=list(o["data"]) or None,
         steps=o["steps"],
         eval_data=[] if o["no_eval"] else (list(o["eval_data"]) or None),
-        **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema", "init")},
+        **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema")},
+        **{k: o[k] for k in ("init", "teacher", "teacher_mix")},
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
     )
     if o["finish"] and not o["resume"]:

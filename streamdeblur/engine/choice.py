@@ -20,8 +20,9 @@ from streamdeblur.engine import tiling
 from streamdeblur.engine.device import DTYPES, describe_device
 from streamdeblur.models import ModelSpec, get_spec, list_models
 
-# About 1 s per frame on 2 cores in fp32 (docs/benchmarks.md): a costlier model is not
-# chosen on a CPU while a cheaper one with weights is installed.
+# About 0.1 s per frame on 2 cores in fp32 for the costliest light model (42 GMAC at 640x360
+# in 0.19 s, the README's table): a costlier model is not chosen on a CPU while a cheaper one
+# with weights is installed.
 CPU_MACS_PER_FRAME = 20e9
 
 

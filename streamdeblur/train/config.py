@@ -27,6 +27,8 @@ class TrainConfig:
     seed: int = 0
     ema: float = 0.999
     init: str | None = None
+    teacher: str | None = None  # distillation: a model name or weights file (train/teacher.py)
+    teacher_mix: float = 0.5
     checkpoint_every: int = 500
     keep: int = 2
     log_every: int = 10
@@ -53,3 +55,5 @@ class TrainConfig:
         blur_mix(self.blur)
         if self.crop < 16:
             raise UsageError("--crop must be at least 16")
+        if not 0 < self.teacher_mix <= 1:
+            raise UsageError(f"--teacher-mix must be in (0, 1], not {self.teacher_mix}")

@@ -45,6 +45,7 @@ from streamdeblur.train.evaluate import EvalOptions, EvalSet, evaluate, prepare
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss
 from streamdeblur.train.synth import blur_mix
+from streamdeblur.train.teacher import Teacher, open_teacher
 
 # Settings a resumed run may change: they do not touch what is trained. All others must stay.
 CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_crop")
@@ -125,6 +126,9 @@ class Trainer:
         # fused: one kernel for all tensors (per-tensor Adam costs more than RT-Focuser's step on a CPU)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
         self.pixel = PIXEL_LOSSES[config.loss]
+        self.teacher: Teacher | None = None  # distillation (--teacher)
+        if config.teacher:
+            self.teacher = open_teacher(config.teacher, config.teacher_mix, self.device, self.channels_last)
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.evals: list[dict[str, Any]] = []
@@ -216,6 +220,8 @@ class Trainer:
         blurry, sharp = self.batches(self.step)
         self.model.train()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            if self.teacher:
+                sharp = self.teacher.target(blurry, sharp, self.channels_last)
             loss, parts = batch_loss(
                 self.model, self.spec, self.recipe, blurry, sharp, self.pixel, channels_last=self.channels_last
             )
@@ -400,6 +406,7 @@ class Trainer:
                 "ema": config.ema,
                 "seed": config.seed,
                 "init": config.init,
+                **({"teacher": config.teacher, "teacher_mix": config.teacher_mix} if config.teacher else {}),
             },
             "losses": losses[::stride] + ([losses[-1]] if losses and (len(losses) - 1) % stride else []),
             "command": self.options.command,
