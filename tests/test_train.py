@@ -302,6 +302,24 @@ def test_teacher_errors_are_one_line(sharp_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(code, err, 2, "--teacher-mix must be in (0, 1]")
 
 
+def test_train_only_moves_those_parameters_alone(sharp_dir: Path, tmp_path: Path) -> None:
+    """--train-only gate: the gate's weights move, the frozen rest stays bit for bit, and
+    the frozen parameters get no gradients at all."""
+    weights = student_weights(tmp_path / "s.safetensors")
+    config = tiny(sharp_dir, model="msdeblur-s", steps=3, init=str(weights), train_only=["gate"])
+    trainer = Trainer(config, RunOptions(tmp_path / "run", "cpu"))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for _ in range(3):
+        trainer.train_step()
+    after = trainer.model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "gate.fc2.weight" in moved and all(k.startswith("gate.") for k in moved)
+    assert all(p.grad is None for name, p in trainer.model.named_parameters() if not name.startswith("gate."))
+    args = ["train", "--model", "msdeblur-s", "--data", sharp_dir, "--steps", "1", "-o", tmp_path / "x"]
+    code, err = run_cli(*args, "--train-only", "gaet")
+    assert_one_line_error(code, err, 2, "--train-only gaet: no parameter of this model starts so")
+
+
 def test_cli_trains_and_resume_refuses_other_settings(sharp_dir: Path, tmp_path: Path) -> None:
     args = ["train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "2", "--batch", "1", "--crop", "32"]
     code, err = run_cli(*args, "--checkpoint-every", "1", "--no-eval", "-o", tmp_path / "run", "-q")

@@ -243,6 +243,13 @@ def train_options(fn: Callable) -> Callable:
                 type=float,
                 help="The teacher's share of the target (0 to 1).",
             ),
+            click.option(
+                "--train-only",
+                multiple=True,
+                metavar="PREFIX",
+                help="Train only the parameters whose names start with PREFIX (e.g. a model's gate); "
+                "the rest stay as --init loaded them.",
+            ),
             click.option("--checkpoint-every", default=500, show_default=True, type=click.IntRange(1)),
             click.option("--keep", default=2, show_default=True, type=click.IntRange(1), help="Checkpoints kept."),
             click.option("--log-every", default=10, show_default=True, type=click.IntRange(1)),
@@ -276,6 +283,7 @@ def train_from_options(o: dict[str, Any]) -> int:
         eval_data=[] if o["no_eval"] else (list(o["eval_data"]) or None),
         **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema")},
         **{k: o[k] for k in ("init", "teacher", "teacher_mix")},
+        train_only=list(o["train_only"]) or None,
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
     )
     if o["finish"] and not o["resume"]:

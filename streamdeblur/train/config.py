@@ -29,6 +29,7 @@ class TrainConfig:
     init: str | None = None
     teacher: str | None = None  # distillation: a model name or weights file (train/teacher.py)
     teacher_mix: float = 0.5
+    train_only: list[str] | None = None  # parameter-name prefixes: the rest stays frozen (None: all)
     checkpoint_every: int = 500
     keep: int = 2
     log_every: int = 10

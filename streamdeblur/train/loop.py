@@ -123,8 +123,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = {name for name, _ in self.model.named_parameters()}
         self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if config.ema else None
+        self.trained = _trainable(self.model, config.train_only)
         # fused: one kernel for all tensors (per-tensor Adam costs more than RT-Focuser's step on a CPU)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
+        self.optimizer = torch.optim.Adam(self.trained, lr=config.lr, fused=True)
         self.pixel = PIXEL_LOSSES[config.loss]
         self.teacher: Teacher | None = None  # distillation (--teacher)
         if config.teacher:
@@ -228,7 +229,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.clip_grad:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad)
+            torch.nn.utils.clip_grad_norm_(self.trained, self.recipe.clip_grad)
         self.optimizer.step()
         self.step += 1
         if self.ema is not None:
@@ -407,6 +408,7 @@ class Trainer:
                 "seed": config.seed,
                 "init": config.init,
                 **({"teacher": config.teacher, "teacher_mix": config.teacher_mix} if config.teacher else {}),
+                **({"train_only": config.train_only} if config.train_only else {}),
             },
             "losses": losses[::stride] + ([losses[-1]] if losses and (len(losses) - 1) % stride else []),
             "command": self.options.command,
@@ -421,6 +423,23 @@ class Trainer:
                 "ssim": final_eval["ssim"],
             }
         return entry
+
+
+def _trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
+    """The parameters to train, all or those under `prefixes`; the others are frozen
+    (no gradients: a frozen body's activations keep no graph, so a step costs little more
+    than the forward pass)."""
+    if not prefixes:
+        return list(model.parameters())
+    named = dict(model.named_parameters())
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name in named):
+            tops = sorted({name.split(".")[0] for name in named})
+            parts = ", ".join(tops)
+            raise UsageError(f"--train-only {prefix}: no parameter of this model starts so (its parts: {parts})")
+    for name, param in named.items():
+        param.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
+    return [param for param in named.values() if param.requires_grad]
 
 
 def _merge(stored: TrainConfig, given: TrainConfig, named: frozenset[str] | None = None) -> TrainConfig:
