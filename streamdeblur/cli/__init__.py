@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 from rich.console import Console
@@ -37,6 +37,14 @@ COMMANDS = {
     "import-weights": ("models", "import_weights_command", "Convert an official checkpoint to our format."),
     "compare": ("compare", "compare_command", "Side by side: INPUT | OUTPUT (| edges), with blur scores."),
 }
+
+
+def apply_options(fn: Callable, options: list[Callable]) -> Callable:
+    """`fn` decorated with every click option of `options`; applied last-first, because click
+    lists the decorator nearest the function first, so --help shows them in list order."""
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 class Commands(click.Group):

@@ -9,20 +9,13 @@ from typing import Any, Callable
 
 import click
 
+from streamdeblur.cli import apply_options
 from streamdeblur.engine.device import PRECISIONS, set_threads
 from streamdeblur.io.sinks import DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import model_names
 from streamdeblur.pipeline.config import RunConfig
 from streamdeblur.pipeline.denoise import DENOISERS
 from streamdeblur.pipeline.stats import check_report_path
-
-
-def apply_options(fn: Callable, options: list[Callable]) -> Callable:
-    """`fn` decorated with every click option of `options`; applied last-first, because click
-    lists the decorator nearest the function first, so --help shows them in list order."""
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
 
 
 def parse_threshold(ctx: click.Context, param: click.Parameter, value: str) -> float | None:

@@ -1,5 +1,8 @@
 """Files and folders as users expect them.
 
+What a file is by its name (image and video extensions) and whether it can be read at all
+are answered here, beneath the readers, so that reading photos needs no FFmpeg.
+
 Files are written so that nobody ever sees half of one (under a `.partial` name, renamed when
 complete) and end up with the mode the umask gives, like any file a program creates: some
 writers (safetensors, for one) create their files 0600, which would hide our outputs from
@@ -14,6 +17,15 @@ import os
 import re
 from pathlib import Path
 from typing import Callable, Iterable
+
+from streamdeblur.core.errors import InputError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
+# Extensions that name videos (batch still probes every other file with FFmpeg).
+VIDEO_EXTENSIONS = {
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+    ".flv", ".wmv", ".asf", ".3gp", ".ogv", ".mxf", ".vob", ".dv", ".y4m", ".gif",
+}  # fmt: skip
 
 
 def partial_path(path: Path) -> Path:
@@ -79,3 +91,15 @@ def remove_empty(folders: Iterable[Path]) -> None:
             folder.rmdir()
         except OSError:
             pass
+
+
+def check_readable(path: Path) -> None:
+    """A one-line error unless `path` is a non-empty file we may read."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory (use `streamdeblur batch` for folders)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied")

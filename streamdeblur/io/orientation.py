@@ -13,11 +13,12 @@ without the tag can never be turned twice.
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import av
 import numpy as np
-from av.sidedata.sidedata import Type
+
+if TYPE_CHECKING:  # PyAV only where videos are read: photos are read without it (io/stills.py)
+    import av
 
 DisplayMatrix = tuple[int, ...]  # FFmpeg's nine int32 values (libavutil/display.h)
 
@@ -37,6 +38,8 @@ _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 
 def display_matrix(frame: av.VideoFrame) -> DisplayMatrix | None:
     """The display matrix a decoded frame carries (from its container), if any."""
+    from av.sidedata.sidedata import Type
+
     data = frame.side_data.get(Type.DISPLAYMATRIX)
     return struct.unpack("=9i", bytes(data)) if data is not None else None
 

@@ -29,16 +29,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 
 from streamdeblur.core.errors import InputError, UsageError
+from streamdeblur.core.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from streamdeblur.core.frame import to_rgb8
-from streamdeblur.io.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source
-from streamdeblur.io.sources.images import read_image
+from streamdeblur.io.stills import read_image
 from streamdeblur.train.synth import average_frames
+
+if TYPE_CHECKING:
+    from streamdeblur.io.sources import Source
 
 KINDS = ("gopro", "gopro-gamma", "reds", "dvd", "paired", "sharp", "average")
 PATTERN_KINDS = ("sharp", "average")  # kinds read file by file, which a wildcard can pick from
@@ -312,7 +315,7 @@ class Sample:
 
 def decode_runs(path: Path, run: int, budget: int = VIDEO_BUDGET) -> list[np.ndarray]:
     """Evenly spaced runs of `run` consecutive frames of a video, as many as fit in `budget` bytes."""
-    with open_source(path) as source:
+    with _open_video(path) as source:
         info = source.info
         total = info.frame_count or 0
         per_run = run * info.width * info.height * 3
@@ -452,8 +455,16 @@ def eval_clips(data: Dataset) -> Iterator[tuple[str, Iterator[Pair]]]:
         yield name, _averaged(frames, data.average) if data.average else ((None, f) for f in frames)
 
 
+def _open_video(path: Path) -> Source:
+    """A video, through FFmpeg: imported only here, so that training on photos alone runs
+    without PyAV (io/stills.py)."""
+    from streamdeblur.io.sources import open_source
+
+    return open_source(path)
+
+
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    with open_source(path) as source:
+    with _open_video(path) as source:
         for frame in source.frames():
             yield to_rgb8(frame.image)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from streamdeblur.io.sources.base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Source, SourceInfo
+from streamdeblur.core.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from streamdeblur.io.sources.base import Source, SourceInfo
 from streamdeblur.io.sources.images import ImageSequenceSource, ImageSource, is_printf_pattern, is_sequence_pattern
 from streamdeblur.io.sources.live import LiveSource, StreamOptions, source_kind
 from streamdeblur.io.sources.video import VideoFileSource

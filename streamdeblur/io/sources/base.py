@@ -1,7 +1,4 @@
-"""What every source is: a `SourceInfo` and frames with the timing the input had.
-
-Also the file extensions that name images and videos (sinks and batch plans use them too).
-"""
+"""What every source is: a `SourceInfo` and frames with the timing the input had."""
 
 from __future__ import annotations
 
@@ -17,13 +14,6 @@ from streamdeblur.io.colour import (
     ColourInfo,
 )
 from streamdeblur.io.damage import Damage
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
-# Extensions that name videos (batch still probes every other file with FFmpeg).
-VIDEO_EXTENSIONS = {
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-    ".flv", ".wmv", ".asf", ".3gp", ".ogv", ".mxf", ".vob", ".dv", ".y4m", ".gif",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)

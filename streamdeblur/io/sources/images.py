@@ -9,7 +9,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from streamdeblur.core.errors import InputError
@@ -18,9 +17,8 @@ from streamdeblur.io.colour import (
     RANGE_FULL,
     resolve_colour,
 )
-from streamdeblur.io.orientation import exif_orientation, upright
 from streamdeblur.io.sources.base import Source, SourceInfo
-from streamdeblur.io.sources.video import check_readable
+from streamdeblur.io.stills import read_image
 
 SEQUENCE_FPS = Fraction(25)  # image sequences carry no rate; FFmpeg's image2 default
 _PRINTF = re.compile(r"%0?(\d*)d")
@@ -106,24 +104,6 @@ def expand_sequence(pattern: str) -> tuple[list[Path], list[int]]:
         )
         found = [(i + 1, p) for i, (_, p) in enumerate(found)]
     return [p for _, p in found], [n for n, _ in found]
-
-
-def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """RGB (uint8 or uint16) and the alpha channel if the image has one, turned upright as its
-    EXIF orientation says (`io/orientation.py`: why outputs carry no orientation tag)."""
-    check_readable(path)
-    raw, kinds, blocks = cv2.imreadWithMetadata(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise InputError(f"{path}: not a readable image")
-    for kind, block in zip(kinds, blocks, strict=True):
-        if kind == cv2.IMAGE_METADATA_EXIF:
-            raw = upright(raw, exif_orientation(block.tobytes()))
-    if raw.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"{path}: {raw.dtype} images are not supported (8- or 16-bit only)")
-    if raw.ndim == 2:
-        return np.repeat(raw[:, :, None], 3, axis=2), None
-    alpha = raw[:, :, 3].copy() if raw.shape[2] == 4 else None
-    return np.ascontiguousarray(raw[:, :, 2::-1]), alpha
 
 
 def _still_info(uri: str, kind: str, image: np.ndarray, count: int) -> SourceInfo:

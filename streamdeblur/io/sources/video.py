@@ -16,6 +16,7 @@ import av
 
 from streamdeblur.core.errors import InputError
 from streamdeblur.core.ffmpeg import ffmpeg_reason
+from streamdeblur.core.files import check_readable
 from streamdeblur.core.frame import Frame
 from streamdeblur.io.colour import (
     frame_bit_depth,
@@ -171,17 +172,6 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
-
-
-def check_readable(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory (use `streamdeblur batch` for folders)")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: permission denied")
 
 
 def _unopenable(path: Path, err: Exception) -> str:
