@@ -48,8 +48,8 @@ class Run:
 
 S, L = "weights/msdeblur-s.safetensors", "weights/msdeblur-l.safetensors"
 # The next call's runs (docs/training.md, after run 24): L on from the shipped L, and S taught
-# by it. Since L's weights are tracked, the repository, PyAV's wheel and all 159 photos of
-# gpudata/ no longer fit into what a call takes (64 MiB): carry fewer photos, or none of the wheel.
+# by it. Training on photos needs no PyAV (tested), so a call carries `gpudata/` alone beside
+# the repository (about 41 MiB of the 64 a call takes) and installs nothing.
 RUNS = (
     f"l-m5:msdeblur-l:0:--init {L} --batch 32 --crop 256 --lr 1e-4 --blur default:0.5,mild:0.5",
     f"s-kd:msdeblur-s:4:--init {S} --teacher {L} --batch 64 --crop 256 --lr 2e-4",
