@@ -19,7 +19,7 @@ from pathlib import Path
 
 def bands_of(edges: list[float]) -> list[tuple[float, float]]:
     bounds = [float("-inf"), *edges, float("inf")]
-    return list(zip(bounds, bounds[1:]))
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def label(low: float, high: float) -> str:
