@@ -436,7 +436,7 @@ def _trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch
         if not any(name.startswith(prefix) for name in named):
             tops = sorted({name.split(".")[0] for name in named})
             parts = ", ".join(tops)
-            raise UsageError(f"--train-only {prefix}: no parameter of this model starts so (its parts: {parts})")
+            raise UsageError(f"--train-only {prefix}: no parameter name starts with it (this model's parts: {parts})")
     for name, param in named.items():
         param.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
     return [param for param in named.values() if param.requires_grad]
