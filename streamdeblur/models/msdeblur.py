@@ -52,10 +52,12 @@ GATE_GAIN = 10.0
 
 @dataclass(frozen=True)
 class Width:
-    """One model size: channels and residual blocks per scale, and the unshuffle factor."""
+    """One model size: channels, residual blocks at each scale (coarsest first), and the
+    unshuffle factor. A block at 1/4 size costs 1/16 of one at full size, so depth at the
+    coarse scales, where long blurs are short, is cheap (S: docs/training.md, run 28)."""
 
     channels: int
-    blocks: int
+    blocks: tuple[int, int, int]
     unshuffle: int = 4
 
     @property
@@ -119,12 +121,12 @@ class Scale(nn.Module):
     """One level: (blurry, coarser estimate) → (blurry + correction, the features it came
     from), all at this level's size."""
 
-    def __init__(self, width: Width):
+    def __init__(self, width: Width, blocks: int):
         super().__init__()
         r, c = width.unshuffle, width.channels
         self.r = r
         self.head = nn.Conv2d(2 * 3 * r * r, c, 3, padding=1)
-        self.body = nn.Sequential(*(ResBlock(c) for _ in range(width.blocks)))
+        self.body = nn.Sequential(*(ResBlock(c) for _ in range(blocks)))
         self.tail = nn.Conv2d(c, 3 * r * r, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
@@ -141,7 +143,7 @@ class MultiScaleDeblur(DeblurModel):
     def __init__(self, width: Width):
         super().__init__()
         self.multiple = width.multiple
-        self.scales = nn.ModuleList(Scale(width) for _ in range(SCALES))  # coarsest first
+        self.scales = nn.ModuleList(Scale(width, blocks) for blocks in width.blocks)  # coarsest first
         self.gate = FrameGate(width.channels)
 
     def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
@@ -205,8 +207,8 @@ def _fits(old: torch.Size, new: torch.Size) -> bool:
 def macs_per_pixel(width: Width) -> float:
     """Convolution MACs per full-size output pixel (padding aside: exact at multiples)."""
     r2, c = width.unshuffle**2, width.channels
-    per_low_pixel = 9 * (6 * r2 * c + 2 * width.blocks * c * c + c * 3 * r2)
-    return sum(per_low_pixel / r2 / 4**level for level in range(SCALES))  # the gate: ~1k MACs a frame
+    per_low_pixel = [9 * (6 * r2 * c + 2 * blocks * c * c + c * 3 * r2) for blocks in width.blocks]
+    return sum(pixel / r2 / 4 ** (SCALES - 1 - level) for level, pixel in enumerate(per_low_pixel))  # the gate: ~1k MACs a frame
 
 
 # Sized for CPU training (docs/training.md): Adam 5e-4 with cosine decay, the gradient norm
@@ -227,9 +229,10 @@ RECIPE = Recipe(
 )
 
 SIZES = {  # (width, rank for --model auto, the paper's figures)
-    "s": (Width(channels=48, blocks=4), 10, "1.7M in the paper; 100+ fps on A100/3080/T4/L4"),
-    "m": (Width(channels=72, blocks=6), 20, "5M in the paper; 35+ fps"),
-    "l": (Width(channels=128, blocks=7), 30, "14M in the paper; 20+ fps"),
+    # each no deeper at any scale than the next size up, so that it grows into it (`grow`)
+    "s": (Width(channels=48, blocks=(7, 5, 4)), 10, "1.7M in the paper; 100+ fps on A100/3080/T4/L4"),
+    "m": (Width(channels=72, blocks=(7, 6, 6)), 20, "5M in the paper; 35+ fps"),
+    "l": (Width(channels=128, blocks=(7, 7, 7)), 30, "14M in the paper; 20+ fps"),
 }
 
 SPECS = {
@@ -237,8 +240,8 @@ SPECS = {
         ModelSpec(
             name=f"msdeblur-{size}",
             builder=lambda width=width: MultiScaleDeblur(width),
-            summary=f"multi-scale residual CNN (1/4, 1/2, 1), {width.channels} ch x {width.blocks} blocks "
-            f"on 1/{width.unshuffle} space-to-depth maps; {note}",
+            summary=f"multi-scale residual CNN, {width.channels} ch x {'/'.join(map(str, width.blocks))} blocks "
+            f"at 1/4, 1/2, 1 on 1/{width.unshuffle} space-to-depth maps; {note}",
             input_multiple=1,
             recurrent=False,
             macs_per_pixel=round(macs_per_pixel(width)),
