@@ -208,7 +208,8 @@ def macs_per_pixel(width: Width) -> float:
     """Convolution MACs per full-size output pixel (padding aside: exact at multiples)."""
     r2, c = width.unshuffle**2, width.channels
     per_low_pixel = [9 * (6 * r2 * c + 2 * blocks * c * c + c * 3 * r2) for blocks in width.blocks]
-    return sum(pixel / r2 / 4 ** (SCALES - 1 - level) for level, pixel in enumerate(per_low_pixel))  # the gate: ~1k MACs a frame
+    # the gate adds ~1k MACs a frame
+    return sum(pixel / r2 / 4 ** (SCALES - 1 - level) for level, pixel in enumerate(per_low_pixel))
 
 
 # Sized for CPU training (docs/training.md): Adam 5e-4 with cosine decay, the gradient norm
