@@ -2,7 +2,9 @@
 
 Videos: a phone stores frames as the sensor saw them, and a display matrix in the container
 tells players how to turn them. Frames are processed as stored and the output stream gets
-the same matrix, so the output plays the way the input did: any angle, flips included.
+the same matrix, so the output plays the way the input did: any angle, flips included. The
+matrix is read with the frames, by PyAV (`io/sources/video.py`); this module needs no PyAV,
+so that photos are read without it (`io/stills.py`).
 
 Images: the EXIF orientation is applied when the image is read and the output is written
 without one. OpenCV writes no EXIF into most formats (and PNG viewers mostly ignore it), so
@@ -13,14 +15,9 @@ without the tag can never be turned twice.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
-
-if TYPE_CHECKING:  # PyAV only where videos are read: photos are read without it (io/stills.py)
-    import av
-
-DisplayMatrix = tuple[int, ...]  # FFmpeg's nine int32 values (libavutil/display.h)
 
 _EXIF_ORIENTATION = 0x0112
 _SHORT = 3
@@ -34,14 +31,6 @@ _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
     8: lambda a: np.rot90(a),
 }
-
-
-def display_matrix(frame: av.VideoFrame) -> DisplayMatrix | None:
-    """The display matrix a decoded frame carries (from its container), if any."""
-    from av.sidedata.sidedata import Type
-
-    data = frame.side_data.get(Type.DISPLAYMATRIX)
-    return struct.unpack("=9i", bytes(data)) if data is not None else None
 
 
 def exif_orientation(exif: bytes) -> int:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import collections
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 import av
+from av.sidedata.sidedata import Type
 
 from streamdeblur.core.errors import InputError
 from streamdeblur.core.ffmpeg import ffmpeg_reason
@@ -25,7 +27,6 @@ from streamdeblur.io.colour import (
     stream_colour,
 )
 from streamdeblur.io.damage import DamageWatch
-from streamdeblur.io.orientation import display_matrix
 from streamdeblur.io.sources.base import Source, SourceInfo
 
 # FFmpeg demuxers that render text files as "video" (ANSI/binary art): never what a user means.
@@ -172,6 +173,13 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The display matrix a decoded frame carries (from its container), if any: FFmpeg's nine
+    int32 values (libavutil/display.h; why they are kept: `io/orientation.py`)."""
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    return struct.unpack("=9i", bytes(data)) if data is not None else None
 
 
 def _unopenable(path: Path, err: Exception) -> str:
