@@ -21,6 +21,8 @@ from safetensors.torch import load_file
 from test_cli import assert_one_line_error, run_cli
 
 from streamdeblur.core.metrics import psnr
+from streamdeblur.engine import device
+from streamdeblur.engine.device import CPU_NATIVE, cpu_has
 from streamdeblur.engine.weights import load_model, read_manifest, save_weights, sha256
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
@@ -388,6 +390,31 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(sharp_dir: Path, tmp_path: Pat
     step = int(saved.name.split("_")[1])
     assert step >= 1 and f"stopped at step {step} (interrupted)" in err
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.skipif(not cpu_has(CPU_NATIVE["bf16"]), reason="needs a CPU with native bf16")
+def test_cpu_training_in_bf16_resumes_exactly_and_is_recorded(sharp_dir: Path, tmp_path: Path) -> None:
+    config = dict(model="msdeblur-s", loss="psnr", steps=4, checkpoint_every=2)
+    straight = Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "a", "cpu", precision="bf16"))
+    assert straight.bf16 and straight.model.scales[0].head.weight.is_contiguous(memory_format=torch.channels_last)
+    history = straight.run()["history"]
+    Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "b", "cpu", time_limit=0, precision="bf16")).run()
+    resumed = Trainer(
+        TrainConfig(model=None, data=None, steps=None),
+        RunOptions(tmp_path / "b", "cpu", tmp_path / "b", precision="bf16"),
+    ).run()
+    assert all(math.isfinite(r["loss"]) for r in history)
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in history]
+    [entry] = read_manifest(tmp_path / "a").values()
+    assert entry["recipe"]["precision"] == "bf16 autocast"
+
+
+def test_bf16_training_on_a_cpu_without_it_is_a_one_line_error(sharp_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(device, "cpu_has", lambda flags: False)
+    code, err = run_cli(
+        "train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "2", "--precision", "bf16", "-o", tmp_path
+    )
+    assert_one_line_error(code, err, 2, "no native bf16")
 
 
 @pytest.mark.gpu

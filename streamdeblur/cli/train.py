@@ -267,6 +267,13 @@ def train_options(fn: Callable) -> Callable:
             ),
             click.option("--export", type=path, default=None, help="Also write the weights (and manifest) here."),
             click.option("--device", default="auto", show_default=True),
+            click.option(
+                "--precision",
+                default="auto",
+                show_default=True,
+                type=click.Choice(["auto", "fp32", "bf16"]),
+                help="Forward-pass autocast: auto is bf16 on CUDA, fp32 on a CPU (bf16 there is faster where native).",
+            ),
             click.option("--time-limit", type=click.FloatRange(0), help="Seconds; stop at the last checkpoint in it."),
             click.option("-q", "--quiet", is_flag=True, help="Only errors."),
             click.option("--debug", is_flag=True, help="Show tracebacks for errors."),
@@ -289,7 +296,14 @@ def train_from_options(o: dict[str, Any]) -> int:
     if o["finish"] and not o["resume"]:
         raise UsageError("--finish ends a run at a checkpoint: name it with --resume")
     options = RunOptions(
-        out, o["device"], o["resume"], o["time_limit"], o["export"], o["finish"], given=_given_settings()
+        out,
+        o["device"],
+        o["resume"],
+        o["time_limit"],
+        o["export"],
+        o["finish"],
+        given=_given_settings(),
+        precision=o["precision"],
     )
     return run_training(config, options, o["quiet"])
 
