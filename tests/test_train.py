@@ -393,7 +393,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(sharp_dir: Path, tmp_path: Pat
 
 
 @pytest.mark.skipif(not cpu_has(CPU_NATIVE["bf16"]), reason="needs a CPU with native bf16")
-def test_cpu_training_in_bf16_resumes_exactly_and_is_recorded(sharp_dir: Path, tmp_path: Path) -> None:
+def test_cpu_training_in_bf16_resumes_exactly(sharp_dir: Path, tmp_path: Path) -> None:
     config = dict(model="msdeblur-s", loss="psnr", steps=4, checkpoint_every=2)
     straight = Trainer(tiny(sharp_dir, **config), RunOptions(tmp_path / "a", "cpu", precision="bf16"))
     assert straight.bf16 and straight.model.scales[0].head.weight.is_contiguous(memory_format=torch.channels_last)
@@ -405,8 +405,6 @@ def test_cpu_training_in_bf16_resumes_exactly_and_is_recorded(sharp_dir: Path, t
     ).run()
     assert all(math.isfinite(r["loss"]) for r in history)
     assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in history]
-    [entry] = read_manifest(tmp_path / "a").values()
-    assert entry["recipe"]["precision"] == "bf16 autocast"
 
 
 def test_bf16_training_on_a_cpu_without_it_is_a_one_line_error(sharp_dir: Path, tmp_path: Path, monkeypatch) -> None:

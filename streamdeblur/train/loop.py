@@ -412,7 +412,6 @@ class Trainer:
                 "blur": config.blur,
                 "ema": config.ema,
                 "seed": config.seed,
-                "precision": "bf16 autocast" if self.bf16 else "fp32",
                 "init": config.init,
                 **({"teacher": config.teacher, "teacher_mix": config.teacher_mix} if config.teacher else {}),
                 **({"train_only": config.train_only} if config.train_only else {}),
