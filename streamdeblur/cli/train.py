@@ -30,7 +30,7 @@ from streamdeblur.train import checkpoint
 from streamdeblur.train.config import TrainConfig
 from streamdeblur.train.datasets import DEFAULT_AVERAGE, SPLITS, open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
-from streamdeblur.train.loop import RunOptions, Trainer
+from streamdeblur.train.loop import TRAIN_PRECISIONS, RunOptions, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.synth import PRESETS
 
@@ -271,7 +271,7 @@ def train_options(fn: Callable) -> Callable:
                 "--precision",
                 default="auto",
                 show_default=True,
-                type=click.Choice(["auto", "fp32", "bf16"]),
+                type=click.Choice(TRAIN_PRECISIONS),
                 help="Forward-pass autocast: auto is bf16 on CUDA, fp32 on a CPU (bf16 there is faster where native).",
             ),
             click.option("--time-limit", type=click.FloatRange(0), help="Seconds; stop at the last checkpoint in it."),

@@ -53,6 +53,7 @@ CHANGEABLE = ("keep", "log_every", "eval_data", "eval_every", "eval_max", "eval_
 
 
 FP16_TOLERANCE_DB = 0.05  # held-out PSNR that fp16 weights may lose against fp32 (else fp32 ships)
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # --precision of `train`: the forward pass's autocast
 EVAL_CACHE_BYTES = 256 * 2**20  # test frames up to this size are read, blurred and measured once per run
 
 
@@ -73,8 +74,9 @@ class RunOptions:
     # The TrainConfig fields this invocation named (the command line), for --resume; None:
     # those that differ from TrainConfig's defaults (a setting cannot then be reset to its default).
     given: frozenset[str] | None = None
-    # the forward pass's autocast: auto is bf16 on CUDA and fp32 on a CPU; bf16 on a CPU with
-    # avx512_bf16 takes S's step from 0.19 to 0.12 s (docs/training.md, run 30)
+    # one of TRAIN_PRECISIONS, the forward pass's autocast: auto is bf16 on CUDA and fp32 on a
+    # CPU; bf16 on a CPU with avx512_bf16 takes S's forward and backward pass from 0.19 to
+    # 0.12 s (docs/training.md, run 30)
     precision: str = "auto"
 
 
@@ -434,8 +436,8 @@ class Trainer:
 def _autocast_bf16(precision: str, device: torch.device) -> bool:
     """Whether the forward pass runs under bf16 autocast (weights, optimizer and loss stay
     fp32): `auto` on CUDA; `bf16` wherever the device has native bf16 (else a one-line error)."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise UsageError(f"unknown training precision {precision!r} (use auto, fp32 or bf16)")
+    if precision not in TRAIN_PRECISIONS:
+        raise UsageError(f"unknown training precision {precision!r} (use {', '.join(TRAIN_PRECISIONS)})")
     if precision == "auto":
         return device.type == "cuda"
     return precision == "bf16" and resolve_precision("bf16", device) == "bf16"
