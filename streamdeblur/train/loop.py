@@ -75,8 +75,8 @@ class RunOptions:
     # those that differ from TrainConfig's defaults (a setting cannot then be reset to its default).
     given: frozenset[str] | None = None
     # one of TRAIN_PRECISIONS, the forward pass's autocast: auto is bf16 on CUDA and fp32 on a
-    # CPU; bf16 on a CPU with avx512_bf16 takes S's forward and backward pass from 0.19 to
-    # 0.12 s (docs/training.md, run 30)
+    # CPU; bf16 on a CPU with avx512_bf16 trains S at about 1.3 times fp32's steps per second
+    # (docs/training.md, run 30)
     precision: str = "auto"
 
 
