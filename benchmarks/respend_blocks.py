@@ -1,6 +1,6 @@
 """A trained msdeblur's weights moved to another layout of residual blocks, for `train --init`.
 
-    python benchmarks/respend_blocks.py weights/msdeblur-s.safetensors runs/s-125.safetensors \
+    python benchmarks/respend_blocks.py weights/msdeblur-s.safetensors runs/s125-init.safetensors \
         --keep 0 --keep 1,2 --keep 0,1,2,3 --blocks 1,2,5
 
 Each `--keep` (one per scale, coarsest first) lists the old blocks that scale keeps, in
