@@ -20,33 +20,35 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 
 import torch
 
-from streamdeblur.core import metrics
+from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.weights import load_state_dict, save_weights
 from streamdeblur.models.msdeblur import MultiScaleDeblur, Width
 from streamdeblur.models.registry import get_spec
 from streamdeblur.train.datasets import open_dataset
-from streamdeblur.train.evaluate import EvalOptions, eval_frames, to_tensor
+from streamdeblur.train.evaluate import EvalOptions, EvalSet, evaluate, prepare
 
 MODEL = "msdeblur-s"
-CHANNELS = 48
 DRAWS = [(blur, seed) for blur in ("default", "mild") for seed in (1, 2)]
 
 
 def old_model(state: dict[str, torch.Tensor]) -> MultiScaleDeblur:
     """The network `state` belongs to, its layout read from the keys."""
     blocks = tuple(len({key.split(".")[3] for key in state if key.startswith(f"scales.{s}.body.")}) for s in range(3))
-    model = MultiScaleDeblur(Width(CHANNELS, blocks))
+    model = MultiScaleDeblur(Width(channels(state), blocks))
     model.load_state_dict(state, strict=True)
     return model.eval()
 
 
+def channels(state: dict[str, torch.Tensor]) -> int:
+    return state["scales.0.head.weight"].shape[0]
+
+
 def respend(state: dict[str, torch.Tensor], keep: list[list[int]], blocks: tuple[int, ...]) -> dict:
     """`state` in the layout `blocks`, keeping the blocks `keep` names (see the docstring)."""
-    model = MultiScaleDeblur(Width(CHANNELS, blocks))
+    model = MultiScaleDeblur(Width(channels(state), blocks))
     new = {key: value.detach().clone() for key, value in model.state_dict().items()}
     for key, value in state.items():
         parts = key.split(".")
@@ -63,29 +65,18 @@ def respend(state: dict[str, torch.Tensor], keep: list[list[int]], blocks: tuple
     return new
 
 
-def gains(model: torch.nn.Module, draws: dict) -> dict[str, float]:
-    """Mean PSNR gain per draw, outputs rounded to 8 bits as `eval` writes them."""
-    out = {}
-    for (blur, seed), frames in draws.items():
-        rows = []
-        for blurry, sharp in frames:
-            with torch.no_grad():
-                output = (model(blurry).clamp(0, 1) * 255).round() / 255
-            rows.append((metrics.psnr(output, sharp) - metrics.psnr(blurry, sharp)).item())
-        out[f"{blur} {seed}"] = round(statistics.fmean(rows), 3)
-    return out
+def gains(model: torch.nn.Module, draws: dict[str, tuple[EvalOptions, EvalSet]]) -> dict[str, float]:
+    """Mean PSNR gain per draw, through the model stage `streamdeblur eval` uses."""
+    runner = build_engine(EngineOptions(MODEL, device="cpu", precision="fp32"), (0, 0), model=model).runner
+    return {name: round(evaluate(runner, frames, opts)["psnr"]["gain"], 3) for name, (opts, frames) in draws.items()}
 
 
 def ablate(model: MultiScaleDeblur) -> None:
-    photos = open_dataset("sharp:../shared/data/train_sharp", "test")
-    draws = {
-        (blur, seed): [
-            (to_tensor(f.blurry), to_tensor(f.sharp))
-            for _, frames in eval_frames(photos, EvalOptions(blur=blur, seed=seed))
-            for f in frames
-        ]
-        for blur, seed in DRAWS
-    }
+    photos = [open_dataset("sharp:../shared/data/train_sharp", "test")]
+    draws = {}
+    for blur, seed in DRAWS:  # blurred and measured once, for every model
+        options = EvalOptions(blur=blur, seed=seed)
+        draws[f"{blur} {seed}"] = (options, prepare(photos, options))
     print("all blocks", gains(model, draws), flush=True)
     for s, scale in enumerate(model.scales):
         for b in range(len(scale.body)):
