@@ -30,7 +30,6 @@ from torch import nn
 
 from streamdeblur.core import metrics
 from streamdeblur.engine.weights import load_model
-from streamdeblur.models.msdeblur import GATE_GAIN
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, eval_frames, to_tensor
 
@@ -67,9 +66,8 @@ class WindowedGate(nn.Module):
         mean = F.avg_pool2d(f, k, 1, k // 2, count_include_pad=False)
         square = F.avg_pool2d(f * f, k, 1, k // 2, count_include_pad=False)
         spread = (square - mean * mean).clamp(min=0).sqrt().add(1e-4).log()
-        hidden = F.relu(F.conv2d(spread, self.gate.fc1.weight[..., None, None], self.gate.fc1.bias))
-        logit = GATE_GAIN * F.conv2d(hidden, self.gate.fc2.weight[..., None, None], self.gate.fc2.bias)
-        return F.interpolate(torch.sigmoid(logit), scale_factor=self.scale, mode="bilinear", align_corners=False)
+        share = self.gate.share(spread.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return F.interpolate(share, scale_factor=self.scale, mode="bilinear", align_corners=False)
 
 
 def main() -> None:
