@@ -328,9 +328,9 @@ def _cut(src: Path, dst: Path) -> Path:
 
 def _scribble(src: Path, dst: Path) -> Path:
     """4 KiB of garbage over the middle of the file: corrupt packets. More than a packet of
-    these clips (about 2 KiB), so it always covers the start of one, which no decoder takes
-    (x264's bytes vary a little from run to run, and 1 KiB inside one packet's data was once
-    decoded without an error)."""
+    these clips (about 2 KiB), so it always covers the start of one: in an MP4, an H.264
+    length prefix that no decoder takes (x264's bytes vary a little from run to run here, and
+    1 KiB inside one packet's data was once decoded without an error)."""
     data = src.read_bytes()
     middle = len(data) // 2
     dst.write_bytes(data[:middle] + bytes(range(256)) * 16 + data[middle + 4096 :])
