@@ -65,8 +65,8 @@ class WindowedGate(nn.Module):
         f, k = features.float(), self.window
         mean = F.avg_pool2d(f, k, 1, k // 2, count_include_pad=False)
         square = F.avg_pool2d(f * f, k, 1, k // 2, count_include_pad=False)
-        spread = (square - mean * mean).clamp(min=0).sqrt().add(1e-4).log()
-        share = self.gate.share(spread.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        std = (square - mean * mean).clamp(min=0).sqrt()
+        share = self.gate.share(std.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return F.interpolate(share, scale_factor=self.scale, mode="bilinear", align_corners=False)
 
 

@@ -114,11 +114,12 @@ class FrameGate(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """[B, C, h, w] features → [B, 1, 1, 1] factors in (0, 1)."""
-        spread = features.float().std(dim=(2, 3), correction=0).add(1e-4).log().to(self.fc1.weight.dtype)
-        return self.share(spread).view(-1, 1, 1, 1).to(features.dtype)
+        return self.share(features.float().std(dim=(2, 3), correction=0)).view(-1, 1, 1, 1).to(features.dtype)
 
-    def share(self, spread: torch.Tensor) -> torch.Tensor:
-        """[..., C] log spreads → [..., 1] shares of the correction in (0, 1)."""
+    def share(self, std: torch.Tensor) -> torch.Tensor:
+        """[..., C] float standard deviations of the features → [..., 1] shares of the
+        correction in (0, 1)."""
+        spread = std.add(1e-4).log().to(self.fc1.weight.dtype)
         return torch.sigmoid(GATE_GAIN * self.fc2(F.relu(self.fc1(spread))))
 
 
