@@ -180,3 +180,25 @@ def test_unknown_preset_is_a_usage_error() -> None:
     assert synth.preset("mild") is synth.PRESETS["mild"]
     with pytest.raises(UsageError, match="unknown blur preset 'nope' \\(use default, mild, strong, noisy\\)"):
         synth.preset("nope")
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.5])
+def test_gaussian_blur_matches_opencv(sigma: float) -> None:
+    images = source(40, 48, batch=2)
+    sigmas = [sigma, 1.0]
+    ours = synth.gaussian_blur(images, torch.tensor(sigmas))
+    radius = math.ceil(3 * max(sigmas))
+    for image, blurred, s in zip(images, ours, sigmas, strict=True):
+        reference = cv2.GaussianBlur(
+            image.permute(1, 2, 0).numpy(), (2 * radius + 1,) * 2, s, borderType=cv2.BORDER_REFLECT_101
+        )
+        assert np.abs(blurred.permute(1, 2, 0).numpy() - reference).max() < 1e-5
+
+
+def test_soften_removes_detail_but_keeps_the_picture() -> None:
+    sharp = source(64, 64)
+    soft = synth.soften(sharp, torch.tensor([1.2]))
+    detail = [(x[..., 1:] - x[..., :-1]).abs().mean() for x in (sharp, soft)]
+    assert detail[1] < 0.6 * detail[0]
+    # light is only moved around: blurred in linear light, the light's total stays as it was
+    assert abs(synth.to_linear(soft).mean() - synth.to_linear(sharp).mean()) < 0.003

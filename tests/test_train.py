@@ -20,13 +20,16 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from test_cli import assert_one_line_error, run_cli
 
+from streamdeblur.core.errors import UsageError
 from streamdeblur.core.metrics import psnr
 from streamdeblur.engine import device
 from streamdeblur.engine.device import CPU_NATIVE, cpu_has
 from streamdeblur.engine.weights import load_model, read_manifest, save_weights, sha256
 from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
+from streamdeblur.train.batches import Batches
 from streamdeblur.train.config import TrainConfig
+from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.loop import RunOptions, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss
@@ -430,3 +433,25 @@ def test_cuda_training_bf16_channels_last_and_exact_resume(model: str, sharp_dir
     assert all(math.isfinite(r["loss"]) for r in summary["history"])
     assert [r["loss"] for r in summary["history"]] == [r["loss"] for r in straight["history"]]
     load_model(model, tmp_path / "b" / get_spec(model).weights_file)
+
+
+def test_soften_makes_the_chosen_scenes_softer_and_leaves_the_rest(sharp_dir: Path) -> None:
+    data = [open_dataset(f"sharp:{sharp_dir}")]
+    plain, soft = (
+        Batches(data, tiny(sharp_dir, blur="mild", soften=share, crop=48, batch=6).resolved(), torch.device("cpu"))
+        for share in (0.0, 0.5)
+    )
+    try:
+        (_, a), (_, b) = plain(3), soft(3)  # same step: same photos, crops and camera
+    finally:
+        plain.close()
+        soft.close()
+    detail = [(x[..., 1:] - x[..., :-1]).abs().mean(dim=(1, 2, 3, 4)) for x in (a, b)]
+    changed = ~torch.isclose(detail[0], detail[1])
+    assert 0 < changed.sum() < 6  # about half the samples
+    assert bool((detail[1][changed] < 0.8 * detail[0][changed]).all())
+
+
+def test_soften_must_be_a_share() -> None:
+    with pytest.raises(UsageError, match="--soften must be in"):
+        TrainConfig(model="msdeblur-s", data=["x"], steps=1, soften=1.0).resolved()

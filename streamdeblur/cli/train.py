@@ -219,6 +219,14 @@ def train_options(fn: Callable) -> Callable:
                 "the first is the run's figure [recipe].",
             ),
             click.option(
+                "--soften",
+                default=0.0,
+                show_default=True,
+                type=click.FloatRange(0, 1, max_open=True),
+                help="Share of synthetic samples whose scene is soft itself (haze, distance): the source and "
+                "its ground truth blurred by a Gaussian before the camera moves, so soft edges are not taken for blur.",
+            ),
+            click.option(
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
             ),
             click.option("--seed", default=0, show_default=True, type=int),
@@ -288,7 +296,7 @@ def train_from_options(o: dict[str, Any]) -> int:
         data=list(o["data"]) or None,
         steps=o["steps"],
         eval_data=[] if o["no_eval"] else (list(o["eval_data"]) or None),
-        **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "average", "seed", "ema")},
+        **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "soften", "average", "seed", "ema")},
         **{k: o[k] for k in ("init", "teacher", "teacher_mix")},
         train_only=list(o["train_only"]) or None,
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
@@ -336,6 +344,14 @@ def eval_options(fn: Callable) -> Callable:
             click.option("--blur", default="default", show_default=True, type=BLURS, help="For sharp-only data."),
             click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic blur."),
             click.option("--frames", default=1, show_default=True, type=click.IntRange(1), help="Frames per still."),
+            click.option(
+                "--soften",
+                default=0.0,
+                show_default=True,
+                type=click.FloatRange(0, 1, max_open=True),
+                help="Share of synthetic samples whose scene is soft itself (haze, distance): the source and "
+                "its ground truth blurred by a Gaussian before the camera moves, so soft edges are not taken for blur.",
+            ),
             click.option(
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
             ),

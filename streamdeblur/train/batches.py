@@ -14,7 +14,9 @@ import torch
 
 from streamdeblur.train.config import TrainConfig
 from streamdeblur.train.datasets import STILL_BUDGET, Dataset, Sample, Sampler
-from streamdeblur.train.synth import blur_mix, mix_config, synthesize
+from streamdeblur.train.synth import blur_mix, mix_config, soften, synthesize
+
+SOFTEN_SIGMA = (0.5, 1.5)  # px: the scene's own softness, for the --soften share of samples
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -54,6 +56,8 @@ class Batches:
         else:
             frames = [np.repeat(s.sharp, config.frames, 0) if s.still else s.sharp for s in samples]
             sharp = self._upload(np.stack(frames))
+        if config.soften > 0:
+            sharp = self._soften(sharp, np.random.default_rng([config.seed, step, 2]))
         g = torch.Generator(self.device).manual_seed(_step_seed(config.seed, step))
         # each sample draws its preset from the mix: every batch holds about the mix's shares,
         # so the gradient's scale does not jump from step to step (Adam diverged when whole
@@ -69,6 +73,15 @@ class Batches:
         order = torch.from_numpy(np.argsort(np.concatenate(groups))).to(sharp.device)
         blurry, target = (torch.cat(parts)[order] for parts in zip(*pairs, strict=True))
         return blurry, target
+
+    def _soften(self, sharp: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """The sources of a `--soften` share of the samples softened (`synth.soften`)."""
+        chosen = np.flatnonzero(rng.random(sharp.shape[0]) < self.config.soften)
+        if not chosen.size:
+            return sharp
+        sigma = torch.from_numpy(rng.uniform(*SOFTEN_SIGMA, chosen.size)).to(sharp)
+        index = torch.from_numpy(chosen).to(sharp.device)
+        return sharp.index_copy(0, index, soften(sharp[index], sigma))
 
     def _upload(self, array: np.ndarray) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] → float [B, T, 3, H, W] in [0, 1] on the device."""

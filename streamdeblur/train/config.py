@@ -23,6 +23,7 @@ class TrainConfig:
     lr: float | None = None
     loss: str | None = None
     blur: str | None = None
+    soften: float = 0.0  # share of synthetic samples whose scene is softened first (synth.soften)
     average: int = DEFAULT_AVERAGE
     seed: int = 0
     ema: float = 0.999
@@ -56,5 +57,7 @@ class TrainConfig:
         blur_mix(self.blur)
         if self.crop < 16:
             raise UsageError("--crop must be at least 16")
+        if not 0 <= self.soften < 1:
+            raise UsageError(f"--soften must be in [0, 1), not {self.soften}")
         if not 0 < self.teacher_mix <= 1:
             raise UsageError(f"--teacher-mix must be in (0, 1], not {self.teacher_mix}")

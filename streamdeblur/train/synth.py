@@ -464,6 +464,33 @@ class SequenceBlur:
         return quantize(blurry), quantize(to_srgb(target))
 
 
+def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Each image of [B, ..., H, W] blurred by an isotropic Gaussian of its own `sigma` [B]
+    (px), separably, with mirrored borders."""
+    radius = max(1, math.ceil(3 * float(sigma.max())))
+    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    taps = torch.exp(-0.5 * (x / sigma.to(images)[:, None].clamp(min=1e-3)) ** 2)
+    taps = taps / taps.sum(1, keepdim=True)  # [B, K]
+    b, (h, w) = images.shape[0], images.shape[-2:]
+    planes = images.reshape(b, -1, h, w)
+    taps = taps.repeat_interleave(planes.shape[1], 0)  # one kernel per plane: [B * P, K]
+    flat = F.pad(planes.reshape(1, -1, h, w), (radius,) * 4, mode="reflect")
+    flat = F.conv2d(flat, taps[:, None, None, :], groups=taps.shape[0])
+    flat = F.conv2d(flat, taps[:, None, :, None], groups=taps.shape[0])
+    return flat.view_as(images)
+
+
+def soften(sharp: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """A scene that is soft itself (haze, distance, a soft lens): sRGB sources [B, ..., H, W]
+    blurred in linear light by a Gaussian of `sigma` [B] px, with no direction to it.
+
+    Blurred before the camera moves, such a source is the ground truth as well as what the
+    camera blurs: a model learns to remove the motion and leave the scene's own softness,
+    instead of taking every soft edge for blur (docs/training.md, `sunhays80_img_044`).
+    """
+    return to_srgb(gaussian_blur(to_linear(sharp), sigma))
+
+
 def synthesize(
     sharp: torch.Tensor,
     config: BlurConfig,
