@@ -171,7 +171,7 @@ def test_fp16_check_keeps_fp16_that_scores_better(sharp_dir: Path, tmp_path: Pat
 
 
 def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) -> None:
-    config = tiny(sharp_dir, steps=3, eval_data=None, eval_max=2, eval_crop=32)
+    config = tiny(sharp_dir, steps=3, eval_data=None, eval_max=2, eval_crop=32, soften=0.5)
     export = tmp_path / "weights" / "rt-focuser.safetensors"
     summary = Trainer(config, RunOptions(tmp_path / "run", "cpu", export=export)).run()
     weights = tmp_path / "run" / "rt-focuser.safetensors"
@@ -184,6 +184,7 @@ def test_outputs_weights_manifest_and_export(sharp_dir: Path, tmp_path: Path) ->
         assert entry["data"] == [str(sharp_dir)] and [x["step"] for x in entry["losses"]] == [1, 2, 3]
         assert entry["eval"]["psnr"] == summary["final_eval"]["psnr"] and entry["eval"]["frames"] == 2
         assert entry["precision"] == "fp16" and abs(entry["fp16_psnr_loss_db"]) <= 0.05
+        assert entry["recipe"]["soften"] == 0.5 and entry["recipe"]["blur"] == config.resolved().blur
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["status"] == "finished" and run["evals"][-1]["step"] == 3
     assert (tmp_path / "run" / "eval.csv").read_text().splitlines()[0].startswith("step,psnr_input,psnr_output")

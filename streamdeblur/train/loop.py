@@ -412,6 +412,7 @@ class Trainer:
                 "schedule": "cosine",
                 "loss": config.loss,
                 "blur": config.blur,
+                **({"soften": config.soften} if config.soften else {}),
                 "ema": config.ema,
                 "seed": config.seed,
                 "init": config.init,
