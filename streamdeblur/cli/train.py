@@ -345,14 +345,6 @@ def eval_options(fn: Callable) -> Callable:
             click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic blur."),
             click.option("--frames", default=1, show_default=True, type=click.IntRange(1), help="Frames per still."),
             click.option(
-                "--soften",
-                default=0.0,
-                show_default=True,
-                type=click.FloatRange(0, 1, max_open=True),
-                help="Share of synthetic samples whose scene is soft itself (haze, distance): the source and "
-                "its ground truth blurred by a Gaussian before the camera moves, so soft edges are not taken for blur.",
-            ),
-            click.option(
                 "--average", default=DEFAULT_AVERAGE, show_default=True, type=click.IntRange(3), help=AVERAGE_HELP
             ),
             click.option("--crop", default=None, type=click.IntRange(16), help="Centre crops of this size."),
