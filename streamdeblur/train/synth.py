@@ -485,8 +485,9 @@ def soften(sharp: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     blurred in linear light by a Gaussian of `sigma` [B] px, with no direction to it.
 
     Blurred before the camera moves, such a source is the ground truth as well as what the
-    camera blurs: a model learns to remove the motion and leave the scene's own softness,
-    instead of taking every soft edge for blur (docs/training.md, `sunhays80_img_044`).
+    camera blurs, so a model is taught to leave the scene's own softness alone instead of
+    taking every soft edge for blur. The price: a strongly blurred frame could have been a
+    soft scene too, and the model sharpens it less (docs/training.md, 2026-12-07).
     """
     return to_srgb(gaussian_blur(to_linear(sharp), sigma))
 
