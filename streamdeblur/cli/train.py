@@ -252,6 +252,15 @@ def train_options(fn: Callable) -> Callable:
                 help="The teacher's share of the target (0 to 1).",
             ),
             click.option(
+                "--teacher-views",
+                default=1,
+                show_default=True,
+                type=click.Choice(["1", "2", "4", "8"]),
+                callback=lambda _ctx, _param, value: int(value),
+                help="Average the teacher's output over this many flips and transposes of each frame "
+                "(a self-ensemble: with a model's own weights, a teacher better than the model).",
+            ),
+            click.option(
                 "--train-only",
                 multiple=True,
                 metavar="PREFIX",
@@ -297,7 +306,7 @@ def train_from_options(o: dict[str, Any]) -> int:
         steps=o["steps"],
         eval_data=[] if o["no_eval"] else (list(o["eval_data"]) or None),
         **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "soften", "average", "seed", "ema")},
-        **{k: o[k] for k in ("init", "teacher", "teacher_mix")},
+        **{k: o[k] for k in ("init", "teacher", "teacher_mix", "teacher_views")},
         train_only=list(o["train_only"]) or None,
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
     )

@@ -10,6 +10,7 @@ from streamdeblur.models import get_spec
 from streamdeblur.train.datasets import DEFAULT_AVERAGE
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.synth import blur_mix
+from streamdeblur.train.teacher import VIEWS
 
 
 @dataclass
@@ -30,6 +31,7 @@ class TrainConfig:
     init: str | None = None
     teacher: str | None = None  # distillation: a model name or weights file (train/teacher.py)
     teacher_mix: float = 0.5
+    teacher_views: int = 1  # orientations the teacher's output is averaged over (train/teacher.py)
     train_only: list[str] | None = None  # parameter-name prefixes: the rest stays frozen (None: all)
     checkpoint_every: int = 500
     keep: int = 2
@@ -61,3 +63,5 @@ class TrainConfig:
             raise UsageError(f"--soften must be in [0, 1), not {self.soften}")
         if not 0 < self.teacher_mix <= 1:
             raise UsageError(f"--teacher-mix must be in (0, 1], not {self.teacher_mix}")
+        if self.teacher_views not in VIEWS:
+            raise UsageError(f"--teacher-views must be one of {', '.join(map(str, VIEWS))}, not {self.teacher_views}")

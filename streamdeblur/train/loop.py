@@ -136,7 +136,9 @@ class Trainer:
         self.pixel = PIXEL_LOSSES[config.loss]
         self.teacher: Teacher | None = None  # distillation (--teacher)
         if config.teacher:
-            self.teacher = open_teacher(config.teacher, config.teacher_mix, self.device, self.channels_last)
+            self.teacher = open_teacher(
+                config.teacher, config.teacher_mix, self.device, self.channels_last, config.teacher_views
+            )
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.evals: list[dict[str, Any]] = []
@@ -416,7 +418,15 @@ class Trainer:
                 "ema": config.ema,
                 "seed": config.seed,
                 "init": config.init,
-                **({"teacher": config.teacher, "teacher_mix": config.teacher_mix} if config.teacher else {}),
+                **(
+                    {
+                        "teacher": config.teacher,
+                        "teacher_mix": config.teacher_mix,
+                        "teacher_views": config.teacher_views,
+                    }
+                    if config.teacher
+                    else {}
+                ),
                 **({"train_only": config.train_only} if config.train_only else {}),
             },
             "losses": losses[::stride] + ([losses[-1]] if losses and (len(losses) - 1) % stride else []),

@@ -6,6 +6,12 @@ reach, and it carries what the stronger model learned. Each step's target is
 `(1 - mix) * sharp + mix * teacher(blurry)`: one target, so the loss and everything else
 about the step stay as they are. The teacher runs frozen, without gradients, on the same
 device (under the same autocast) as the student.
+
+A teacher can also average its output over flipped and transposed views of each frame
+(`--teacher-views`, EDSR's geometric self-ensemble). A network trained on all eight
+orientations still answers each a little differently, and the average is better than any
+one of them. So a model's own weights, seen through eight views, make a teacher stronger
+than the model itself.
 """
 
 from __future__ import annotations
@@ -19,13 +25,30 @@ from streamdeblur.engine import weights
 from streamdeblur.models import get_spec, model_names
 from streamdeblur.models.registry import DeblurModel
 
+VIEWS = (1, 2, 4, 8)
+
+
+def self_ensemble(model: DeblurModel, x: torch.Tensor, views: int) -> torch.Tensor:
+    """`model`'s output for [N, 3, h, w] frames, averaged over the first `views` of the eight
+    flips and transposes (each view's output turned back before the average)."""
+    total = torch.zeros_like(x, dtype=torch.float32)
+    for view in range(views):
+        dims = [d for d, bit in ((-1, 1), (-2, 2)) if view & bit]
+        y = x.transpose(-1, -2) if view & 4 else x
+        out = model(y.flip(dims) if dims else y).float()
+        out = out.flip(dims) if dims else out
+        total += out.transpose(-1, -2) if view & 4 else out
+    return total / views
+
 
 class Teacher:
-    """A frozen model whose output makes up `mix` of each training target."""
+    """A frozen model whose output (averaged over `views` orientations) makes up `mix` of each
+    training target."""
 
-    def __init__(self, model: DeblurModel, mix: float) -> None:
+    def __init__(self, model: DeblurModel, mix: float, views: int = 1) -> None:
         self.model = model
         self.mix = mix
+        self.views = views
 
     @torch.no_grad()
     def target(self, blurry: torch.Tensor, sharp: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -33,11 +56,11 @@ class Teacher:
         x = blurry.flatten(0, 1)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        taught = self.model(x).float().clamp(0, 1).reshape(sharp.shape)
+        taught = self_ensemble(self.model, x, self.views).clamp(0, 1).reshape(sharp.shape)
         return torch.lerp(sharp, taught, self.mix)
 
 
-def open_teacher(source: str, mix: float, device: torch.device, channels_last: bool = False) -> Teacher:
+def open_teacher(source: str, mix: float, device: torch.device, channels_last: bool = False, views: int = 1) -> Teacher:
     """The teacher named by `source`: a model's installed weights (its name) or a weights file
     of ours (which names its model)."""
     if source in model_names():
@@ -55,4 +78,4 @@ def open_teacher(source: str, mix: float, device: torch.device, channels_last: b
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.requires_grad_(False)
-    return Teacher(model, mix)
+    return Teacher(model, mix, views)
