@@ -5,7 +5,7 @@
 
 On the held-out split of `train_sharp`, blurred as `streamdeblur eval` blurs it, prints the
 mean PSNR gain of the model's output averaged over the first N of the eight flips and
-transposes (`train.teacher.self_ensemble`, what `train --teacher-views N` teaches with), the
+transposes (`engine.ensemble.self_ensemble`, what `train --teacher-views N` teaches with), the
 output rounded to 8 bits as `eval` rounds it. With one view it is `eval`'s own figure. The
 gap between one view and eight says how much a student could learn from its own
 self-ensemble as a teacher.
@@ -18,10 +18,10 @@ import statistics
 
 import torch
 
+from streamdeblur.engine.ensemble import self_ensemble
 from streamdeblur.engine.weights import load_model
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, eval_frames, to_tensor
-from streamdeblur.train.teacher import self_ensemble
 
 
 def gain_db(output: torch.Tensor, blurry: torch.Tensor, sharp: torch.Tensor) -> float:

@@ -38,11 +38,13 @@ def run_bench(
     runs: int = 10,
     warmup: int = 3,
     threads: int | None = None,
+    views: int = 1,
 ) -> dict[str, Any]:
-    """Time one forward pass at `size`; returns the figures `bench --json` prints."""
+    """Time one forward pass at `size` (`views` of it: `--views`); returns the figures
+    `bench --json` prints."""
     if threads:
         set_threads(threads)
-    runner = build_engine(EngineOptions(model, None, device, precision), size, untrained=True).runner
+    runner = build_engine(EngineOptions(model, None, device, precision, views), size, untrained=True).runner
     spec, dev, prec, net = runner.spec, runner.device, runner.precision, runner.model
     w, h = size
     x = torch.rand(1, 3, h, w, device=dev).to(runner.dtype).contiguous(memory_format=torch.channels_last)
@@ -65,9 +67,10 @@ def run_bench(
             once()
         times = [once() for _ in range(runs)]
     median = statistics.median(times)
-    macs = spec.macs_per_pixel * w * h
+    macs = spec.macs_per_pixel * w * h * views
     return {
         "model": spec.name,
+        **({"views": views} if views > 1 else {}),
         "device": describe_device(dev),
         "size": f"{w}x{h}",
         "precision": prec,

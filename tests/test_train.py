@@ -33,7 +33,7 @@ from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.loop import RunOptions, Trainer
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.recipes import batch_loss
-from streamdeblur.train.teacher import VIEWS, open_teacher, self_ensemble
+from streamdeblur.train.teacher import open_teacher
 
 
 @pytest.fixture(scope="module")
@@ -456,19 +456,6 @@ def test_soften_makes_the_chosen_scenes_softer_and_leaves_the_rest(sharp_dir: Pa
 def test_soften_must_be_a_share() -> None:
     with pytest.raises(UsageError, match="--soften must be in"):
         TrainConfig(model="msdeblur-s", data=["x"], steps=1, soften=1.0).resolved()
-
-
-def test_self_ensemble_turns_each_view_back_before_averaging() -> None:
-    """An orientation-blind model (a blur) comes out of every view as itself; a model that
-    sees orientation (a one-sided shift) comes out of eight views as the mean of its turns."""
-    x = torch.rand(2, 3, 12, 16)
-    blur = lambda y: F.avg_pool2d(y, 3, stride=1, padding=1, count_include_pad=False)  # noqa: E731
-    for views in VIEWS:
-        assert torch.allclose(self_ensemble(blur, x, views), blur(x), atol=1e-6)
-    shift = lambda y: torch.roll(y, 1, dims=-1)  # noqa: E731
-    assert torch.equal(self_ensemble(shift, x, 1), shift(x))
-    turns = [torch.roll(x, s, dims=d) for s in (1, -1) for d in (-1, -2)]  # right, down, left, up: 2 views each
-    assert torch.allclose(self_ensemble(shift, x, 8), torch.stack(turns).mean(0), atol=1e-6)
 
 
 def test_teacher_views_must_be_a_power_of_two_up_to_eight() -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdeblur.bench import parse_size, run_bench
+from streamdeblur.cli.options import views_option
 from streamdeblur.core.errors import EXIT_OK
 from streamdeblur.engine.device import PRECISIONS
 from streamdeblur.engine.weights import find_default_weights, read_manifest
@@ -81,6 +82,7 @@ def models_command(as_json: bool) -> int:
 @click.option("--runs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
 @click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
+@views_option()
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def bench_command(
@@ -91,14 +93,16 @@ def bench_command(
     runs: int,
     warmup: int,
     threads: int | None,
+    views: int,
     as_json: bool,
     debug: bool,
 ) -> int:
     """Time a model alone (median of RUNS after WARMUP; CUDA events on GPU)."""
-    result = run_bench(model, parse_size(size), device, precision, runs, warmup, threads)
+    result = run_bench(model, parse_size(size), device, precision, runs, warmup, threads, views)
     if not as_json:
+        seen = f" in {views} views" if views > 1 else ""
         Console(stderr=True).print(
-            f"{result['model']} {result['size']} {result['precision']} on {result['device']}: "
+            f"{result['model']}{seen} {result['size']} {result['precision']} on {result['device']}: "
             f"[bold]{result['latency_ms']:.1f} ms[/] ({result['fps']:.2f} fps, {result['tflops']:.2f} TFLOP/s)"
         )
     click.echo(json.dumps(result))

@@ -11,6 +11,7 @@ import click
 
 from streamdeblur.cli import apply_options
 from streamdeblur.engine.device import PRECISIONS, set_threads
+from streamdeblur.engine.ensemble import VIEWS
 from streamdeblur.io.sinks import DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import model_names
 from streamdeblur.pipeline.config import RunConfig
@@ -29,6 +30,19 @@ def parse_threshold(ctx: click.Context, param: click.Parameter, value: str) -> f
     if math.isnan(threshold) or threshold < 0:
         raise click.BadParameter("must be a number >= 0")
     return threshold
+
+
+def views_option() -> Callable:
+    """`--views N`: the model run on N flips and transposes of each frame, averaged."""
+    return click.option(
+        "--views",
+        default="1",
+        show_default=True,
+        type=click.Choice([str(v) for v in VIEWS]),
+        callback=lambda _ctx, _param, value: int(value),
+        help="Run the model on this many flips and transposes of each frame and average them: "
+        "sharper output for N times the compute (frame-by-frame models).",
+    )
 
 
 def engine_options(fn: Callable) -> Callable:
@@ -62,6 +76,7 @@ def engine_options(fn: Callable) -> Callable:
             type=click.Choice(PRECISIONS),
             help="auto: fp16 on CUDA, fp32 on CPU.",
         ),
+        views_option(),
         click.option("--selective", is_flag=True, help="Process only blurry frames; sharp ones pass through."),
         click.option(
             "--blur-threshold",
@@ -128,6 +143,7 @@ def config_from(options: dict[str, Any]) -> RunConfig:
         weights=options["weights"],
         device=options["device"],
         precision=options["precision"],
+        views=options["views"],
         selective=options["selective"],
         blur_threshold=options["blur_threshold"],
         denoise=options["denoise"],

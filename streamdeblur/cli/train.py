@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streamdeblur.cli import apply_options
+from streamdeblur.cli.options import views_option
 from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.device import PRECISIONS, describe_device
@@ -114,6 +115,7 @@ def run_eval(
     options: EvalOptions,
     device: str,
     precision: str,
+    views: int,
     average: int,
     denoise: str,
     denoise_strength: float,
@@ -129,7 +131,7 @@ def run_eval(
     with tempfile.TemporaryDirectory() as temp:
         weights_file = _weights_file(model, weights, Path(temp))
         # `model` is a named model, so build_engine has nothing to choose and the frame size is moot
-        engine = build_engine(EngineOptions(model, weights_file, device, precision), (0, 0))
+        engine = build_engine(EngineOptions(model, weights_file, device, precision, views), (0, 0))
     runner = engine.runner
     options = dataclasses.replace(options, denoise=denoiser(denoise, denoise_strength, runner.device))
     progress = _progress(console, "evaluating")
@@ -141,6 +143,7 @@ def run_eval(
         "weights": weights if weights_file != weights else engine.weights,
         "device": str(runner.device),
         "precision": runner.precision,
+        **({"views": views} if views > 1 else {}),
         "split": split,
         "blur": options.blur if any(d.synthetic for d in datasets) else None,
         "seed": options.seed,
@@ -369,6 +372,7 @@ def eval_options(fn: Callable) -> Callable:
             click.option("--max-frames", default=None, type=click.IntRange(1), help="Frames per clip."),
             click.option("--device", default="auto", show_default=True),
             click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS)),
+            views_option(),
             click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout, no table."),
             click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON."),
             click.option("-q", "--quiet", is_flag=True, help="Only errors."),
@@ -380,8 +384,8 @@ def eval_options(fn: Callable) -> Callable:
 def eval_from_options(o: dict[str, Any]) -> int:
     options = EvalOptions(**{k: o[k] for k in ("blur", "seed", "frames", "crop", "max_clips", "max_frames")})
     return run_eval(
-        o["model"], o["weights"], list(o["data"]), o["split"], options, o["device"], o["precision"], o["average"],
-        o["denoise"], o["denoise_strength"], o["as_json"], o["output"], o["quiet"],
+        o["model"], o["weights"], list(o["data"]), o["split"], options, o["device"], o["precision"], o["views"],
+        o["average"], o["denoise"], o["denoise_strength"], o["as_json"], o["output"], o["quiet"],
     )  # fmt: skip
 
 

@@ -11,9 +11,11 @@ from typing import Callable, Protocol
 
 from torch import nn
 
+from streamdeblur.core.errors import UsageError
 from streamdeblur.core.report import EngineFields
 from streamdeblur.engine.choice import choose_model, unsuitable
 from streamdeblur.engine.device import describe_device, resolve_device, resolve_precision
+from streamdeblur.engine.ensemble import VIEWS, SelfEnsemble
 from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.engine.weights import find_default_weights, load_model, resolve_weights
 from streamdeblur.models import ModelSpec, create_model, get_spec
@@ -29,16 +31,18 @@ class EngineRequest(Protocol):
     weights: str | None
     device: str
     precision: str
+    views: int
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """What the user asked for: `--model`, `--weights`, `--device`, `--precision`."""
+    """What the user asked for: `--model`, `--weights`, `--device`, `--precision`, `--views`."""
 
     model: str = "auto"
     weights: str | None = None  # None: the model's installed default weights
     device: str = "auto"
     precision: str = "auto"
+    views: int = 1  # orientations each frame is run in and averaged (engine/ensemble.py)
 
 
 @dataclass
@@ -54,11 +58,24 @@ class Engine:
     @property
     def description(self) -> str:
         r = self.runner
-        return f"{r.spec.name} on {describe_device(r.device)} {r.precision}"
+        views = f" in {r.model.views} views" if isinstance(r.model, SelfEnsemble) else ""
+        return f"{r.spec.name}{views} on {describe_device(r.device)} {r.precision}"
 
     def report_fields(self) -> EngineFields:
         r = self.runner
         return EngineFields(r.spec.name, self.weights, str(r.device), r.precision, self.fallback)
+
+
+def with_views(model: nn.Module, spec: ModelSpec, views: int) -> nn.Module:
+    """`model` seen through `views` orientations (`--views`); a recurrent model only as itself,
+    since each view would need its own previous output."""
+    if views not in VIEWS:
+        raise UsageError(f"--views must be one of {', '.join(map(str, VIEWS))}, not {views}")
+    if views == 1:
+        return model
+    if spec.recurrent:
+        raise UsageError(f"--views {views}: {spec.name} is recurrent and runs in one view only")
+    return SelfEnsemble(model, views)
 
 
 def has_weights(options: EngineRequest) -> Callable[[ModelSpec], bool]:
@@ -91,7 +108,7 @@ def build_engine(
     else:
         path = resolve_weights(spec, options.weights or "default")
         model, weights = load_model(spec.name, path), str(path)
-    runner = ModelRunner(model.for_inference(), spec, device, precision)
+    runner = ModelRunner(with_views(model.for_inference(), spec, options.views), spec, device, precision)
     engine = Engine(runner, weights, choice.fallback, choice.reason)
     slow = choice.reason == "requested" and unsuitable(spec, device, frame_size, precision)
     if slow:

@@ -6,11 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from streamdeblur.core.errors import UsageError
+from streamdeblur.engine.ensemble import VIEWS
 from streamdeblur.models import get_spec
 from streamdeblur.train.datasets import DEFAULT_AVERAGE
 from streamdeblur.train.losses import PIXEL_LOSSES
 from streamdeblur.train.synth import blur_mix
-from streamdeblur.train.teacher import VIEWS
 
 
 @dataclass

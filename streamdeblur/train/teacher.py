@@ -8,10 +8,8 @@ about the step stay as they are. The teacher runs frozen, without gradients, on 
 device (under the same autocast) as the student.
 
 A teacher can also average its output over flipped and transposed views of each frame
-(`--teacher-views`, EDSR's geometric self-ensemble). A network trained on all eight
-orientations still answers each a little differently, and the average is better than any
-one of them. So a model's own weights, seen through eight views, make a teacher stronger
-than the model itself.
+(`--teacher-views`, `engine/ensemble.py`), so a model's own weights, seen through eight
+views, make a teacher stronger than the model itself.
 """
 
 from __future__ import annotations
@@ -22,23 +20,9 @@ import torch
 
 from streamdeblur.core.errors import UsageError
 from streamdeblur.engine import weights
+from streamdeblur.engine.ensemble import self_ensemble
 from streamdeblur.models import get_spec, model_names
 from streamdeblur.models.registry import DeblurModel
-
-VIEWS = (1, 2, 4, 8)
-
-
-def self_ensemble(model: DeblurModel, x: torch.Tensor, views: int) -> torch.Tensor:
-    """`model`'s output for [N, 3, h, w] frames, averaged over the first `views` of the eight
-    flips and transposes (each view's output turned back before the average)."""
-    total = torch.zeros_like(x, dtype=torch.float32)
-    for view in range(views):
-        dims = [d for d, bit in ((-1, 1), (-2, 2)) if view & bit]
-        y = x.transpose(-1, -2) if view & 4 else x
-        out = model(y.flip(dims) if dims else y).float()
-        out = out.flip(dims) if dims else out
-        total += out.transpose(-1, -2) if view & 4 else out
-    return total / views
 
 
 class Teacher:
