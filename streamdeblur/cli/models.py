@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdeblur.bench import parse_size, run_bench
-from streamdeblur.cli.options import views_option
+from streamdeblur.cli.views import views_option
 from streamdeblur.core.errors import EXIT_OK
 from streamdeblur.engine.device import PRECISIONS
 from streamdeblur.engine.weights import find_default_weights, read_manifest

@@ -10,8 +10,8 @@ from typing import Any, Callable
 import click
 
 from streamdeblur.cli import apply_options
+from streamdeblur.cli.views import views_option
 from streamdeblur.engine.device import PRECISIONS, set_threads
-from streamdeblur.engine.ensemble import VIEWS
 from streamdeblur.io.sinks import DEFAULT_CRF, EncodeOptions
 from streamdeblur.models import model_names
 from streamdeblur.pipeline.config import RunConfig
@@ -30,19 +30,6 @@ def parse_threshold(ctx: click.Context, param: click.Parameter, value: str) -> f
     if math.isnan(threshold) or threshold < 0:
         raise click.BadParameter("must be a number >= 0")
     return threshold
-
-
-def views_option() -> Callable:
-    """`--views N`: the model run on N flips and transposes of each frame, averaged."""
-    return click.option(
-        "--views",
-        default="1",
-        show_default=True,
-        type=click.Choice([str(v) for v in VIEWS]),
-        callback=lambda _ctx, _param, value: int(value),
-        help="Run the model on this many flips and transposes of each frame and average them: "
-        "sharper output for N times the compute (frame-by-frame models).",
-    )
 
 
 def engine_options(fn: Callable) -> Callable:

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streamdeblur.cli import apply_options
-from streamdeblur.cli.options import views_option
+from streamdeblur.cli.views import views_option
 from streamdeblur.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.device import PRECISIONS, describe_device
