@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-VIEWS = (1, 2, 4, 8)  # the identity, then the left-right flip, both flips, and their transposes
+VIEWS = (1, 2, 4, 8)  # the frame; and its left-right mirror; all four flips; and their transposes
 
 
 def self_ensemble(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int) -> torch.Tensor:
