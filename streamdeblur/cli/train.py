@@ -254,12 +254,8 @@ def train_options(fn: Callable) -> Callable:
                 type=float,
                 help="The teacher's share of the target (0 to 1).",
             ),
-            click.option(
+            views_option(
                 "--teacher-views",
-                default=1,
-                show_default=True,
-                type=click.Choice(["1", "2", "4", "8"]),
-                callback=lambda _ctx, _param, value: int(value),
                 help="Average the teacher's output over this many flips and transposes of each frame "
                 "(a self-ensemble: with a model's own weights, a teacher better than the model).",
             ),

@@ -1,4 +1,4 @@
-"""`--views`, shared by the jobs, `eval` and `bench`; apart from `cli/options.py` so that
+"""`--views`, shared by the jobs, `eval`, `bench` and `train --teacher-views`; apart from `cli/options.py` so that
 `eval` and `bench` do not import the video stack (training on photos needs no PyAV)."""
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ import click
 from streamdeblur.engine.ensemble import VIEWS
 
 
-def views_option() -> Callable:
-    """`--views N`: the model run on N flips and transposes of each frame, averaged."""
+def views_option(
+    flag: str = "--views",
+    help: str = "Run the model on this many flips and transposes of each frame and average them: "
+    "sharper output for N times the compute (frame-by-frame models).",
+) -> Callable:
+    """`--views N` (or another flag with the same values): N flips and transposes of each frame."""
     return click.option(
-        "--views",
+        flag,
         default="1",
         show_default=True,
         type=click.Choice([str(v) for v in VIEWS]),
         callback=lambda _ctx, _param, value: int(value),
-        help="Run the model on this many flips and transposes of each frame and average them: "
-        "sharper output for N times the compute (frame-by-frame models).",
+        help=help,
     )

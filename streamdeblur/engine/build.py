@@ -15,7 +15,7 @@ from streamdeblur.core.errors import UsageError
 from streamdeblur.core.report import EngineFields
 from streamdeblur.engine.choice import choose_model, unsuitable
 from streamdeblur.engine.device import describe_device, resolve_device, resolve_precision
-from streamdeblur.engine.ensemble import VIEWS, SelfEnsemble
+from streamdeblur.engine.ensemble import SelfEnsemble, check_views
 from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.engine.weights import find_default_weights, load_model, resolve_weights
 from streamdeblur.models import ModelSpec, create_model, get_spec
@@ -69,8 +69,7 @@ class Engine:
 def with_views(model: nn.Module, spec: ModelSpec, views: int) -> nn.Module:
     """`model` seen through `views` orientations (`--views`); a recurrent model only as itself,
     since each view would need its own previous output."""
-    if views not in VIEWS:
-        raise UsageError(f"--views must be one of {', '.join(map(str, VIEWS))}, not {views}")
+    check_views(views)
     if views == 1:
         return model
     if spec.recurrent:

@@ -14,7 +14,15 @@ from typing import Callable
 import torch
 from torch import nn
 
+from streamdeblur.core.errors import UsageError
+
 VIEWS = (1, 2, 4, 8)  # the frame; and its left-right mirror; all four flips; and their transposes
+
+
+def check_views(views: int, flag: str = "--views") -> None:
+    """A one-line usage error unless `views` is one of VIEWS."""
+    if views not in VIEWS:
+        raise UsageError(f"{flag} must be one of {', '.join(map(str, VIEWS))}, not {views}")
 
 
 def self_ensemble(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from streamdeblur.core.errors import UsageError
-from streamdeblur.engine.ensemble import VIEWS
+from streamdeblur.engine.ensemble import check_views
 from streamdeblur.models import get_spec
 from streamdeblur.train.datasets import DEFAULT_AVERAGE
 from streamdeblur.train.losses import PIXEL_LOSSES
@@ -63,5 +63,4 @@ class TrainConfig:
             raise UsageError(f"--soften must be in [0, 1), not {self.soften}")
         if not 0 < self.teacher_mix <= 1:
             raise UsageError(f"--teacher-mix must be in (0, 1], not {self.teacher_mix}")
-        if self.teacher_views not in VIEWS:
-            raise UsageError(f"--teacher-views must be one of {', '.join(map(str, VIEWS))}, not {self.teacher_views}")
+        check_views(self.teacher_views, "--teacher-views")
