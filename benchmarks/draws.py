@@ -1,13 +1,14 @@
 """Held-out gains of candidate weights over several blur draws, and the shipping rule's verdict.
 
     python benchmarks/draws.py weights/msdeblur-s.safetensors runs/RUN/checkpoints/step_0000250 \
-        [--model msdeblur-s] [--seeds 0,1,2] [--blurs default,mild] [--reports DIR] [--margin 0.02]
+        [--model msdeblur-s] [--seeds 0,1,2] [--blurs default,mild] [--views 1] [--reports DIR] [--margin 0.02]
 
 For each weights file (or training checkpoint), blur and seed, runs `streamdeblur eval
---json` on the held-out split in a fresh process (the figure `eval` itself prints) and keeps
-the report as DIR/TAG-BLUR-SEED.json, TAG being the weights' name (a checkpoint: its run and
-step); a report already there is read instead of run again, so candidates can be added one
-at a time. `benchmarks/gain_by_input.py` reads the same reports.
+--json --views N` on the held-out split in a fresh process (the figure `eval` itself
+prints) and keeps the report as DIR/TAG-BLUR-SEED.json, TAG being the weights' name (a
+checkpoint: its run and step; `-vN` added for more than one view); a report already there
+is read instead of run again, so candidates can be added one at a time.
+`benchmarks/gain_by_input.py` reads the same reports.
 
 Prints each candidate's PSNR gain per draw and the means over the draws. The first weights
 are the baseline (the shipped file): a candidate passes the rule of docs/training.md if its
@@ -28,19 +29,23 @@ from pathlib import Path
 DATA = "sharp:../shared/data/train_sharp"
 
 
-def tag(weights: Path) -> str:
-    """A report name for `weights`: the file's stem, or RUN-STEP for a checkpoint folder."""
+def tag(weights: Path, views: int) -> str:
+    """A report name for `weights` seen in `views`: the file's stem, or RUN-STEP for a
+    checkpoint folder, with -vN for more than one view."""
     if weights.is_dir() and weights.parent.name == "checkpoints":
-        return f"{weights.parent.parent.name}-{weights.name.removeprefix('step_').lstrip('0') or '0'}"
-    return weights.stem
+        name = f"{weights.parent.parent.name}-{weights.name.removeprefix('step_').lstrip('0') or '0'}"
+    else:
+        name = weights.stem
+    return name if views == 1 else f"{name}-v{views}"
 
 
-def gain(weights: Path, model: str, blur: str, seed: int, reports: Path) -> float:
+def gain(weights: Path, model: str, blur: str, seed: int, views: int, reports: Path) -> float:
     """The PSNR gain of one draw, from its kept report or a new `streamdeblur eval --json`."""
-    report = reports / f"{tag(weights)}-{blur}-{seed}.json"
+    report = reports / f"{tag(weights, views)}-{blur}-{seed}.json"
     if not report.exists():
         command = [sys.executable, "-m", "streamdeblur", "eval", "--model", model, "--weights", str(weights)]
-        command += ["--data", DATA, "--blur", blur, "--seed", str(seed), "--device", "cpu", "--json"]
+        command += ["--data", DATA, "--blur", blur, "--seed", str(seed), "--views", str(views)]
+        command += ["--device", "cpu", "--json"]
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         report.write_text(result.stdout)
     return json.loads(report.read_text())["psnr"]["gain"]
@@ -52,6 +57,7 @@ def main() -> None:
     parser.add_argument("--model", default="msdeblur-s")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--blurs", default="default,mild")
+    parser.add_argument("--views", type=int, default=1, help="each eval's --views")
     parser.add_argument("--reports", type=Path, default=Path("runs/draws"))
     parser.add_argument("--margin", type=float, default=0.02)
     args = parser.parse_args()
@@ -65,7 +71,7 @@ def main() -> None:
     for weights in args.weights:
         cells, means[weights] = [], []
         for blur in blurs:
-            gains = [gain(weights, args.model, blur, seed, args.reports) for seed in seeds]
+            gains = [gain(weights, args.model, blur, seed, args.views, args.reports) for seed in seeds]
             means[weights].append(statistics.fmean(gains))
             cells += [" / ".join(f"{g:+.3f}" for g in gains), f"{means[weights][-1]:+.4f}"]
         base = means[args.weights[0]]
@@ -74,7 +80,7 @@ def main() -> None:
             all(m >= b - args.margin for m, b in zip(means[weights][1:], base[1:], strict=True)),
         )
         verdict = "baseline" if weights == args.weights[0] else ("passes" if first and rest else "fails")
-        print(f"| {tag(weights)} | {' | '.join(cells)} | {verdict} |", flush=True)
+        print(f"| {tag(weights, args.views)} | {' | '.join(cells)} | {verdict} |", flush=True)
 
 
 if __name__ == "__main__":

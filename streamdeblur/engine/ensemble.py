@@ -3,7 +3,7 @@ outputs, turned back, averaged (EDSR's trick).
 
 A network trained on all eight orientations still answers each a little differently, and
 the average of its answers is better than any one: our shipped light model gains about
-0.085 dB on the held-out split with eight views (`benchmarks/self_ensemble.py`), at eight
+0.085 dB on the held-out split with eight views (`benchmarks/draws.py --views 8`), at eight
 times the compute. `--views N` runs a job this way; `train --teacher-views N` teaches with it.
 """
 
