@@ -1,4 +1,4 @@
-"""`--views N`: a model run on flipped and transposed views of each frame, averaged."""
+"""`--views N`: a model run on shifted, flipped and transposed views of each frame, averaged."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from test_cli import assert_one_line_error, run_cli
 
 from streamdeblur.core.errors import UsageError
 from streamdeblur.engine.build import build_engine
-from streamdeblur.engine.ensemble import VIEWS, SelfEnsemble, self_ensemble
+from streamdeblur.engine.ensemble import VIEWS, SelfEnsemble, self_ensemble, view_table
 from streamdeblur.pipeline.config import RunConfig
 
 
@@ -27,6 +27,32 @@ def test_self_ensemble_turns_each_view_back_before_averaging() -> None:
     assert torch.equal(self_ensemble(shift, x, 1), shift(x))
     turns = [torch.roll(x, s, dims=d) for s in (1, -1) for d in (-1, -2)]  # right, down, left, up: 2 views each
     assert torch.allclose(self_ensemble(shift, x, 8), torch.stack(turns).mean(0), atol=1e-6)
+
+
+def test_shifted_views_are_moved_back_before_averaging() -> None:
+    """A model tied to a 2x2 grid (it zeroes the pixels whose row and column are both even)
+    seen at shifts 0 and 1 zeroes the (even, even) pixels in one view and the (odd, odd) ones
+    in the other, so those come out at half their value and the others whole. A model that works pixel by pixel
+    comes out of every view as itself."""
+    x = torch.rand(1, 3, 6, 8) + 1
+
+    def grid(y: torch.Tensor) -> torch.Tensor:
+        mask = torch.ones_like(y)
+        mask[..., ::2, ::2] = 0
+        return y * mask
+
+    out = self_ensemble(grid, x, 2, period=2)
+    rows, cols = torch.meshgrid(torch.arange(6), torch.arange(8), indexing="ij")
+    same_parity = (rows % 2) == (cols % 2)
+    assert torch.allclose(out, torch.where(same_parity, x / 2, x))
+    for views in VIEWS:
+        assert torch.allclose(self_ensemble(lambda y: 2 * y + 1, x, views, period=4), 2 * x + 1)
+
+
+def test_a_model_on_a_grid_is_shifted_first_then_turned() -> None:
+    assert view_table(2, period=1) == [(0, 0), (1, 0)]
+    assert view_table(2, period=4) == [(0, 0), (0, 2)]
+    assert view_table(8, period=4) == [(0, s) for s in range(4)] + [(1, s) for s in range(4)]
 
 
 def test_an_engine_in_two_views_averages_the_frame_and_its_mirror_image(rt_weights: Path) -> None:

@@ -12,10 +12,10 @@ from streamdeblur.engine.ensemble import VIEWS
 
 def views_option(
     flag: str = "--views",
-    help: str = "Run the model on this many flips and transposes of each frame and average them: "
-    "sharper output for N times the compute (frame-by-frame models).",
+    help: str = "Run the model on this many views of each frame (shifted, flipped, transposed) and average "
+    "them: sharper output for N times the compute (frame-by-frame models).",
 ) -> Callable:
-    """`--views N` (or another flag with the same values): N flips and transposes of each frame."""
+    """`--views N` (or another flag with the same values): N views of each frame (`engine.ensemble`)."""
     return click.option(
         flag,
         default="1",

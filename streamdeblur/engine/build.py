@@ -67,14 +67,14 @@ class Engine:
 
 
 def with_views(model: nn.Module, spec: ModelSpec, views: int) -> nn.Module:
-    """`model` seen through `views` orientations (`--views`); a recurrent model only as itself,
+    """`model` seen through `views` views (`--views`); a recurrent model only as itself,
     since each view would need its own previous output."""
     check_views(views)
     if views == 1:
         return model
     if spec.recurrent:
         raise UsageError(f"--views {views}: {spec.name} is recurrent and runs in one view only")
-    return SelfEnsemble(model, views)
+    return SelfEnsemble(model, views, spec.shift_period)
 
 
 def has_weights(options: EngineRequest) -> Callable[[ModelSpec], bool]:

@@ -254,6 +254,7 @@ SPECS = {
             macs_per_pixel=round(macs_per_pixel(width)),
             paper="USC real-time deblurring study: S/M/L multi-scale CNNs",
             peak_elements_per_pixel=40,
+            shift_period=width.unshuffle,
             recipe=RECIPE,
             auto_rank=rank,
             grows_from=tuple(f"msdeblur-{smaller}" for smaller in SIZES if SIZES[smaller][1] < rank),

@@ -55,6 +55,9 @@ class ModelSpec:
     `macs_per_pixel` counts multiply-accumulates of convolutions per *output* pixel at
     `macs_size` (W, H); it is checked against torch's FLOP counter in the tests.
     `peak_elements_per_pixel` sizes inference memory (see `pipeline.tiling.frame_bytes`).
+    `shift_period` is the stride of a model's finest space-to-depth: its output depends on
+    where the frame falls on that grid, so `--views` shifts frames by fractions of it
+    (`engine.ensemble`); 1 for a model whose answer moves with the frame.
     `formats` are the checkpoint layouts `weights.load_state_dict` accepts besides our own
     .safetensors. `auto_rank` orders the models `--model auto` may pick (higher is better;
     0: never picked); `min_compute` is the CUDA capability below which a GPU is too slow.
@@ -77,6 +80,7 @@ class ModelSpec:
     paper: str = ""
     default_weights: str = field(default="")
     peak_elements_per_pixel: float = 0.0  # live activation elements per padded input pixel, at peak
+    shift_period: int = 1
     grows_from: tuple[str, ...] = ()
     grow: Callable[[nn.Module, StateDict], StateDict] | None = None
 

@@ -7,9 +7,9 @@ reach, and it carries what the stronger model learned. Each step's target is
 about the step stay as they are. The teacher runs frozen, without gradients, on the same
 device (under the same autocast) as the student.
 
-A teacher can also average its output over flipped and transposed views of each frame
-(`--teacher-views`, `engine/ensemble.py`), so a model's own weights, seen through eight
-views, make a teacher stronger than the model itself.
+A teacher can also average its output over flipped, transposed and shifted views of each
+frame (`--teacher-views`, `engine/ensemble.py`), so a model's own weights, seen through
+several views, make a teacher stronger than the model itself.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from streamdeblur.models.registry import DeblurModel
 
 
 class Teacher:
-    """A frozen model whose output (averaged over `views` orientations) makes up `mix` of each
-    training target."""
+    """A frozen model whose output (averaged over `views` views, `engine.ensemble`) makes up
+    `mix` of each training target."""
 
-    def __init__(self, model: DeblurModel, mix: float, views: int = 1) -> None:
+    def __init__(self, model: DeblurModel, mix: float, views: int = 1, period: int = 1) -> None:
         self.model = model
         self.mix = mix
         self.views = views
+        self.period = period
 
     @torch.no_grad()
     def target(self, blurry: torch.Tensor, sharp: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -40,7 +41,7 @@ class Teacher:
         x = blurry.flatten(0, 1)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        taught = self_ensemble(self.model, x, self.views).clamp(0, 1).reshape(sharp.shape)
+        taught = self_ensemble(self.model, x, self.views, self.period).clamp(0, 1).reshape(sharp.shape)
         return torch.lerp(sharp, taught, self.mix)
 
 
@@ -56,10 +57,11 @@ def open_teacher(source: str, mix: float, device: torch.device, channels_last: b
         name = weights.safetensors_owner(path)
         if name is None:
             raise UsageError(f"--teacher {source}: give a model name or a .safetensors of ours (which names its model)")
-    if get_spec(name).recurrent:
+    spec = get_spec(name)
+    if spec.recurrent:
         raise UsageError(f"--teacher {source}: {name} is recurrent; a teacher must deblur frame by frame")
     model = weights.load_model(name, path).for_inference().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.requires_grad_(False)
-    return Teacher(model, mix, views)
+    return Teacher(model, mix, views, spec.shift_period)
