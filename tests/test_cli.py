@@ -35,6 +35,7 @@ REPORT_KEYS = {
     "device",
     "precision",
     "fallback",
+    "views",
     "stages",
     "frames",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,10 @@ def test_a_recurrent_model_runs_in_one_view_only() -> None:
 def test_file_mode_with_views_keeps_every_frame(tmp_path: Path, rt_weights: Path) -> None:
     src = write_video(tmp_path / "in.mp4", clip_frames(3, 32, 32))
     args = ("--model", "rt-focuser", "--weights", rt_weights, "--device", "cpu")
-    code, err = run_cli(src, "-o", tmp_path / "out.mp4", *args, "--views", "4")
+    report = tmp_path / "report.json"
+    code, err = run_cli(src, "-o", tmp_path / "out.mp4", *args, "--views", "4", "--report", report)
     assert code == 0, err
     assert probe(tmp_path / "out.mp4")["frames"] == 3
+    assert json.loads(report.read_text())["views"] == 4
     code, err = run_cli(src, "-o", tmp_path / "bad.mp4", *args, "--views", "3")
     assert_one_line_error(code, err, 2, "--views")

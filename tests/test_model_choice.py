@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "streamdeblur"
 CPU = torch.device("cpu")
 
 
-def choose(installed: set[str], size: tuple[int, int] = (640, 360)) -> ModelChoice:
-    return choose_model("auto", CPU, size, "fp32", lambda spec: spec.name in installed)
+def choose(installed: set[str], size: tuple[int, int] = (640, 360), views: int = 1) -> ModelChoice:
+    return choose_model("auto", CPU, size, "fp32", lambda spec: spec.name in installed, views)
 
 
 def test_auto_never_picks_a_model_without_weights() -> None:
@@ -41,6 +41,15 @@ def test_auto_on_a_cpu_passes_over_models_too_slow_for_the_frame_and_says_why() 
     huge = choose(everything, (16384, 16384))
     lightest = min((s for s in list_models() if s.auto_rank), key=lambda s: s.macs_per_pixel)
     assert huge.name == lightest.name and "too slow" in huge.fallback
+
+
+def test_auto_on_a_cpu_counts_every_view_of_a_frame() -> None:
+    everything = {s.name for s in list_models()}
+    one = get_spec(choose(everything).name)
+    assert one.macs_per_pixel * 640 * 360 * 8 > CPU_MACS_PER_FRAME  # fits in one view, not in eight
+    eight = choose(everything, views=8)
+    assert get_spec(eight.name).macs_per_pixel < one.macs_per_pixel
+    assert f"{one.name} needs" in eight.fallback and "frame in 8 views, too slow" in eight.fallback
 
 
 def test_a_named_model_without_weights_says_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -39,13 +39,13 @@ def totals(items: list[Item], seconds: float) -> RunStats:
 
 
 def engine_fields(items: list[Item]) -> EngineFields:
-    """The engine fields of the files that ran; several values (several GPUs or cluster
-    nodes) are joined with commas."""
+    """The engine fields of the files that ran; where they differ (several GPUs or cluster
+    nodes), the values joined with commas."""
     engines = [i.engine for i in items if i.engine]
     joined = {}
     for f in dataclasses.fields(EngineFields):
-        values = list(dict.fromkeys(str(v) for e in engines if (v := getattr(e, f.name)) is not None))
-        joined[f.name] = ", ".join(values) if values else None
+        values = list(dict.fromkeys(v for e in engines if (v := getattr(e, f.name)) is not None))
+        joined[f.name] = values[0] if len(values) == 1 else ", ".join(map(str, values)) or None
     return EngineFields(**joined)
 
 

@@ -38,6 +38,7 @@ class EngineFields:
     device: str | None
     precision: str | None
     fallback: str | None  # why --model auto passed over better-ranked models
+    views: int | None = None  # --views: how many views of each frame the model's outputs were averaged over
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class EngineOptions:
     weights: str | None = None  # None: the model's installed default weights
     device: str = "auto"
     precision: str = "auto"
-    views: int = 1  # orientations each frame is run in and averaged (engine/ensemble.py)
+    views: int = 1  # views of each frame run and averaged (engine/ensemble.py)
 
 
 @dataclass
@@ -53,17 +53,18 @@ class Engine:
     weights: str
     fallback: str | None
     reason: str
+    views: int = 1  # views of each frame the runner's model averages (`--views`)
     warnings: list[str] = field(default_factory=list)  # options that are a bad idea on this hardware
 
     @property
     def description(self) -> str:
         r = self.runner
-        views = f" in {r.model.views} views" if isinstance(r.model, SelfEnsemble) else ""
+        views = f" in {self.views} views" if self.views > 1 else ""
         return f"{r.spec.name}{views} on {describe_device(r.device)} {r.precision}"
 
     def report_fields(self) -> EngineFields:
         r = self.runner
-        return EngineFields(r.spec.name, self.weights, str(r.device), r.precision, self.fallback)
+        return EngineFields(r.spec.name, self.weights, str(r.device), r.precision, self.fallback, self.views)
 
 
 def with_views(model: nn.Module, spec: ModelSpec, views: int) -> nn.Module:
@@ -98,7 +99,7 @@ def build_engine(
     """
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
-    choice = choose_model(options.model, device, frame_size, precision, has_weights(options))
+    choice = choose_model(options.model, device, frame_size, precision, has_weights(options), options.views)
     spec = get_spec(choice.name)
     if model is not None:
         weights = IN_TRAINING
@@ -108,8 +109,8 @@ def build_engine(
         path = resolve_weights(spec, options.weights or "default")
         model, weights = load_model(spec.name, path), str(path)
     runner = ModelRunner(with_views(model.for_inference(), spec, options.views), spec, device, precision)
-    engine = Engine(runner, weights, choice.fallback, choice.reason)
-    slow = choice.reason == "requested" and unsuitable(spec, device, frame_size, precision)
+    engine = Engine(runner, weights, choice.fallback, choice.reason, options.views)
+    slow = choice.reason == "requested" and unsuitable(spec, device, frame_size, precision, options.views)
     if slow:
         engine.warnings.append(slow)
     return engine

@@ -2,8 +2,8 @@
 
 `--model auto` picks, among the models whose weights are installed, the one of highest
 `auto_rank` the hardware can run at the frame size: on a GPU, one it has the compute
-capability and memory for; on a CPU, one whose cost per frame stays within
-`CPU_MACS_PER_FRAME` (else the cheapest). It never picks a model without weights. The
+capability and memory for; on a CPU, one whose cost per frame (all `--views` of it) stays
+within `CPU_MACS_PER_FRAME` (else the cheapest). It never picks a model without weights. The
 decision and its reason are shown on the status line and, where better-ranked models were
 passed over, recorded in the run report as `fallback`.
 """
@@ -39,9 +39,11 @@ def choose_model(
     frame_size: tuple[int, int],
     precision: str,
     has_weights: Callable[[ModelSpec], bool],
+    views: int = 1,
 ) -> ModelChoice:
     """The model to run: the requested one, or for `auto` the best-ranked model with weights
-    that this device can run on whole frames of `frame_size` (W, H) at `precision`."""
+    that this device can run on whole frames of `frame_size` (W, H) at `precision`, in `views`
+    views each."""
     if requested != "auto":
         get_spec(requested)
         return ModelChoice(requested, "requested")
@@ -52,7 +54,7 @@ def choose_model(
         raise WeightsError(f"--model auto: no model has weights installed ({names}); pass --model NAME --weights PATH")
     passed_over = [f"{s.name} has no weights" for s in ranked[: ranked.index(installed[0])]]
     for spec in installed:
-        why_not = unsuitable(spec, device, frame_size, precision)
+        why_not = unsuitable(spec, device, frame_size, precision, views)
         if why_not is None:
             fallback = f"auto: {'; '.join(passed_over)}" if passed_over else None
             return ModelChoice(spec.name, f"auto: the best model with weights for {describe_device(device)}", fallback)
@@ -61,13 +63,17 @@ def choose_model(
     return ModelChoice(cheapest.name, "auto: the lightest model with weights", f"auto: {'; '.join(passed_over)}")
 
 
-def unsuitable(spec: ModelSpec, device: torch.device, frame_size: tuple[int, int], precision: str) -> str | None:
-    """Why `device` should not run `spec` on frames of `frame_size` (W, H), or None."""
+def unsuitable(
+    spec: ModelSpec, device: torch.device, frame_size: tuple[int, int], precision: str, views: int = 1
+) -> str | None:
+    """Why `device` should not run `spec` on frames of `frame_size` (W, H) in `views` views, or
+    None. Views run one after another, so they add time, not memory."""
     w, h = frame_size
     if device.type != "cuda":
-        macs = spec.macs_per_pixel * w * h
+        macs = spec.macs_per_pixel * w * h * views
         if macs > CPU_MACS_PER_FRAME:
-            return f"{spec.name} needs {macs / 1e9:.0f} GMAC per {w}x{h} frame, too slow on a CPU"
+            seen = f" in {views} views" if views > 1 else ""
+            return f"{spec.name} needs {macs / 1e9:.0f} GMAC per {w}x{h} frame{seen}, too slow on a CPU"
         return None
     props = torch.cuda.get_device_properties(device)
     if spec.min_compute and (props.major, props.minor) < spec.min_compute:
