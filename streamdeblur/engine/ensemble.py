@@ -7,8 +7,8 @@ maps (stride p) also answers differently depending on where the frame falls on i
 grid: the same picture one pixel to the right is a different input to it. For such a model
 (`ModelSpec.shift_period` = p) the first views are the frame shifted by fractions of p along
 the diagonal, which average out that grid; orientations multiply them. Our shipped light
-model gains about 0.1 dB on the held-out split in four views (docs/training.md), at four
-times the compute. `--views N` runs a job this way; `train --teacher-views N` teaches with it.
+model gains 0.08 dB on the held-out split in four such views, as much as in eight
+orientations (docs/training.md), at four times the compute. `--views N` runs a job this way; `train --teacher-views N` teaches with it.
 """
 
 from __future__ import annotations
