@@ -256,7 +256,7 @@ def train_options(fn: Callable) -> Callable:
             ),
             views_option(
                 "--teacher-views",
-                help="Average the teacher's output over this many flips and transposes of each frame "
+                help="Average the teacher's output over this many views of each frame (as --views) "
                 "(a self-ensemble: with a model's own weights, a teacher better than the model).",
             ),
             click.option(

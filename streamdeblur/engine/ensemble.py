@@ -8,7 +8,8 @@ grid: the same picture one pixel to the right is a different input to it. For su
 (`ModelSpec.shift_period` = p) the first views are the frame shifted by fractions of p along
 the diagonal, which average out that grid; orientations multiply them. Our shipped light
 model gains 0.08 dB on the held-out split in four such views, as much as in eight
-orientations (docs/training.md), at four times the compute. `--views N` runs a job this way; `train --teacher-views N` teaches with it.
+orientations (docs/training.md), at four times the compute. `--views N` runs a job this
+way; `train --teacher-views N` teaches with it.
 """
 
 from __future__ import annotations
