@@ -23,7 +23,6 @@ from torch import nn
 from streamdeblur.core.errors import UsageError
 
 VIEWS = (1, 2, 4, 8)
-ORIENTATIONS = 8  # the frame and its mirror images and turns: bit 1 flips left-right, 2 up-down, 4 transposes
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -36,7 +35,7 @@ def check_views(views: int, flag: str = "--views") -> None:
 
 def view_table(views: int, period: int = 1) -> list[tuple[int, int]]:
     """(orientation, diagonal shift in pixels) of each view: up to `period` shifts evenly
-    spaced over the period, then each of them in further orientations (in ORIENTATIONS order).
+    spaced over the period, then each of them in further orientations (see `_oriented`).
     For a shift-invariant model (`period` 1): orientations alone, the left-right mirror first."""
     shifts = min(views, period)
     return [(i // shifts, (i % shifts) * period // shifts) for i in range(views)]
@@ -52,7 +51,8 @@ def _shifted(model: Model, x: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def _oriented(model: Model, x: torch.Tensor, orientation: int) -> torch.Tensor:
-    """`model`'s output for orientation `orientation` of `x`, turned back."""
+    """`model`'s output for orientation `orientation` (0 to 7) of `x`, turned back: bit 1 flips
+    left-right, bit 2 up-down, bit 4 transposes."""
     dims = [d for d, bit in ((-1, 1), (-2, 2)) if orientation & bit]
     y = x.transpose(-1, -2) if orientation & 4 else x
     out = model(y.flip(dims) if dims else y)
