@@ -16,6 +16,7 @@ import torch
 
 from streamdeblur.core.errors import UsageError
 from streamdeblur.engine.build import EngineOptions, build_engine
+from streamdeblur.engine.choice import frame_macs
 from streamdeblur.engine.device import describe_device, set_threads
 
 
@@ -67,7 +68,7 @@ def run_bench(
             once()
         times = [once() for _ in range(runs)]
     median = statistics.median(times)
-    macs = spec.macs_per_pixel * w * h * views
+    macs = frame_macs(spec, size, views)
     return {
         "model": spec.name,
         **({"views": views} if views > 1 else {}),

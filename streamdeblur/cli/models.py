@@ -12,6 +12,7 @@ from streamdeblur.bench import parse_size, run_bench
 from streamdeblur.cli.views import views_option
 from streamdeblur.core.errors import EXIT_OK
 from streamdeblur.engine.device import PRECISIONS
+from streamdeblur.engine.ensemble import in_views
 from streamdeblur.engine.weights import find_default_weights, read_manifest
 from streamdeblur.importer import import_weights
 from streamdeblur.models import create_model, list_models, model_names
@@ -100,9 +101,8 @@ def bench_command(
     """Time a model alone (median of RUNS after WARMUP; CUDA events on GPU)."""
     result = run_bench(model, parse_size(size), device, precision, runs, warmup, threads, views)
     if not as_json:
-        seen = f" in {views} views" if views > 1 else ""
         Console(stderr=True).print(
-            f"{result['model']}{seen} {result['size']} {result['precision']} on {result['device']}: "
+            f"{result['model']}{in_views(views)} {result['size']} {result['precision']} on {result['device']}: "
             f"[bold]{result['latency_ms']:.1f} ms[/] ({result['fps']:.2f} fps, {result['tflops']:.2f} TFLOP/s)"
         )
     click.echo(json.dumps(result))

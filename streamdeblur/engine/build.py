@@ -15,7 +15,7 @@ from streamdeblur.core.errors import UsageError
 from streamdeblur.core.report import EngineFields
 from streamdeblur.engine.choice import choose_model, unsuitable
 from streamdeblur.engine.device import describe_device, resolve_device, resolve_precision
-from streamdeblur.engine.ensemble import SelfEnsemble, check_views
+from streamdeblur.engine.ensemble import SelfEnsemble, check_views, in_views
 from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.engine.weights import find_default_weights, load_model, resolve_weights
 from streamdeblur.models import ModelSpec, create_model, get_spec
@@ -59,8 +59,7 @@ class Engine:
     @property
     def description(self) -> str:
         r = self.runner
-        views = f" in {self.views} views" if self.views > 1 else ""
-        return f"{r.spec.name}{views} on {describe_device(r.device)} {r.precision}"
+        return f"{r.spec.name}{in_views(self.views)} on {describe_device(r.device)} {r.precision}"
 
     def report_fields(self) -> EngineFields:
         r = self.runner

@@ -18,6 +18,7 @@ import torch
 from streamdeblur.core.errors import WeightsError
 from streamdeblur.engine import tiling
 from streamdeblur.engine.device import DTYPES, describe_device
+from streamdeblur.engine.ensemble import in_views
 from streamdeblur.models import ModelSpec, get_spec, list_models
 
 # About 0.1 s per frame on 2 cores in fp32 for the costliest light model (42 GMAC at 640x360
@@ -63,6 +64,12 @@ def choose_model(
     return ModelChoice(cheapest.name, "auto: the lightest model with weights", f"auto: {'; '.join(passed_over)}")
 
 
+def frame_macs(spec: ModelSpec, frame_size: tuple[int, int], views: int = 1) -> float:
+    """Multiply-accumulates to run `spec` on one frame of `frame_size` (W, H) in `views` views."""
+    w, h = frame_size
+    return spec.macs_per_pixel * w * h * views
+
+
 def unsuitable(
     spec: ModelSpec, device: torch.device, frame_size: tuple[int, int], precision: str, views: int = 1
 ) -> str | None:
@@ -70,10 +77,9 @@ def unsuitable(
     None. Views run one after another, so they add time, not memory."""
     w, h = frame_size
     if device.type != "cuda":
-        macs = spec.macs_per_pixel * w * h * views
+        macs = frame_macs(spec, frame_size, views)
         if macs > CPU_MACS_PER_FRAME:
-            seen = f" in {views} views" if views > 1 else ""
-            return f"{spec.name} needs {macs / 1e9:.0f} GMAC per {w}x{h} frame{seen}, too slow on a CPU"
+            return f"{spec.name} needs {macs / 1e9:.0f} GMAC per {w}x{h} frame{in_views(views)}, too slow on a CPU"
         return None
     props = torch.cuda.get_device_properties(device)
     if spec.min_compute and (props.major, props.minor) < spec.min_compute:

@@ -33,6 +33,11 @@ def check_views(views: int, flag: str = "--views") -> None:
         raise UsageError(f"{flag} must be one of {', '.join(map(str, VIEWS))}, not {views}")
 
 
+def in_views(views: int) -> str:
+    """ " in N views" for a run in more than one view, else "": for messages and descriptions."""
+    return f" in {views} views" if views > 1 else ""
+
+
 def view_table(views: int, period: int = 1) -> list[tuple[int, int]]:
     """(orientation, diagonal shift in pixels) of each view: up to `period` shifts evenly
     spaced over the period, then each of them in further orientations (see `_oriented`).

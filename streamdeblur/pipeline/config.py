@@ -19,7 +19,7 @@ class RunConfig:
     weights: str | None = None
     device: str = "auto"
     precision: str = "auto"
-    views: int = 1  # orientations each frame is run in and averaged (engine/ensemble.py)
+    views: int = 1  # views of each frame run and averaged (engine/ensemble.py)
     selective: bool = False
     blur_threshold: float | None = None  # None: auto
     denoise: str = "none"  # a name in pipeline/denoise.py's DENOISERS, or none

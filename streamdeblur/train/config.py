@@ -31,7 +31,7 @@ class TrainConfig:
     init: str | None = None
     teacher: str | None = None  # distillation: a model name or weights file (train/teacher.py)
     teacher_mix: float = 0.5
-    teacher_views: int = 1  # orientations the teacher's output is averaged over (train/teacher.py)
+    teacher_views: int = 1  # views of each frame the teacher's output is averaged over (train/teacher.py)
     train_only: list[str] | None = None  # parameter-name prefixes: the rest stays frozen (None: all)
     checkpoint_every: int = 500
     keep: int = 2
