@@ -241,6 +241,12 @@ def train_options(fn: Callable) -> Callable:
                 help="Start from these weights (fine-tune), or a smaller model's that this one grows from.",
             ),
             click.option(
+                "--branches",
+                is_flag=True,
+                help="Train the model's convolutions beside reparameterisation branches (3x3 and 1x1, each "
+                "with a BatchNorm), folded into them in every export: the same network and cost at inference.",
+            ),
+            click.option(
                 "--teacher",
                 default=None,
                 metavar="MODEL|WEIGHTS",
@@ -305,7 +311,7 @@ def train_from_options(o: dict[str, Any]) -> int:
         steps=o["steps"],
         eval_data=[] if o["no_eval"] else (list(o["eval_data"]) or None),
         **{k: o[k] for k in ("batch", "crop", "frames", "lr", "loss", "blur", "soften", "average", "seed", "ema")},
-        **{k: o[k] for k in ("init", "teacher", "teacher_mix", "teacher_views")},
+        **{k: o[k] for k in ("init", "branches", "teacher", "teacher_mix", "teacher_views")},
         train_only=list(o["train_only"]) or None,
         **{k: o[k] for k in ("checkpoint_every", "keep", "log_every", "eval_every", "eval_max", "eval_crop")},
     )

@@ -137,6 +137,60 @@ def fuse_for_inference(module: nn.Module) -> nn.Module:
     return module
 
 
+class BranchedConv(nn.Conv2d):
+    """A 3x3 convolution trained beside two branches, 3x3 → BN and 1x1 → BN, that fold into it.
+
+    Reparameterisation as in RepSR (Wang et al., 2022): the branches add nothing a single
+    3x3 convolution cannot compute, but their batch normalisation changes how training moves
+    the weights, which is what RepSR found makes such branches pay in restoration networks.
+    The branches' BN scales start at zero, so wrapping a trained convolution leaves the model's
+    function unchanged; `folded()` returns the one convolution that inference runs.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.groups != 1:
+            raise ValueError("only a dense, padded 3x3 convolution of stride 1 takes branches")
+        cin, cout = conv.in_channels, conv.out_channels
+        super().__init__(cin, cout, 3, padding=1, device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            self.weight.copy_(conv.weight)
+            self.bias.copy_(_bias(conv))
+        self.wide = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+        self.point = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        for branch in (self.wide, self.point):
+            branch.to(conv.weight.device, conv.weight.dtype)
+            nn.init.zeros_(branch[1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.wide(x) + self.point(x)
+
+    @torch.no_grad()
+    def folded(self) -> nn.Conv2d:
+        """The single 3x3 convolution equal to this one in eval mode."""
+        wide = fold_bn_after(*self.wide)
+        point = fold_bn_after(*self.point)
+        weight = self.weight + wide.weight + nn.functional.pad(point.weight, (1, 1, 1, 1))
+        return _conv_like(self, weight, self.bias + wide.bias + point.bias)
+
+
+def add_branches(module: nn.Module, names: tuple[str, ...]) -> None:
+    """Wrap every convolution called one of `names` (attribute names, at any depth) in a
+    `BranchedConv`, in place."""
+    for parent in list(module.modules()):
+        for name in names:
+            child = getattr(parent, name, None)
+            if isinstance(child, nn.Conv2d) and not isinstance(child, BranchedConv):
+                setattr(parent, name, BranchedConv(child))
+
+
+def fold_branches(module: nn.Module) -> None:
+    """Replace every `BranchedConv` in `module` by its folded convolution, in place."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BranchedConv):
+                setattr(parent, name, child.folded())
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad the bottom and right edges of [B, C, H, W] up to a multiple of `multiple`.
 

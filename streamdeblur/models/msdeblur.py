@@ -146,6 +146,8 @@ class Scale(nn.Module):
 class MultiScaleDeblur(DeblurModel):
     """Coarse-to-fine deblurring at 1/4, 1/2 and full size; any frame size (padded inside)."""
 
+    branched = ("conv1", "conv2")  # the residual blocks' (docs/training.md, run 58)
+
     def __init__(self, width: Width):
         super().__init__()
         self.multiple = width.multiple

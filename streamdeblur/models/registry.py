@@ -99,6 +99,10 @@ class DeblurModel(nn.Module):
     previous *unclamped* output as `prev` (None on the first frame of a shot); others ignore it.
     """
 
+    # attribute names of the convolutions that `train --branches` trains beside
+    # reparameterisation branches (models.layers.BranchedConv); none: the option is refused
+    branched: tuple[str, ...] = ()
+
     def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 

@@ -29,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     ema: float = 0.999
     init: str | None = None
+    branches: bool = False  # reparameterisation branches beside the model's `branched` convolutions
     teacher: str | None = None  # distillation: a model name or weights file (train/teacher.py)
     teacher_mix: float = 0.5
     teacher_views: int = 1  # views of each frame the teacher's output is averaged over (train/teacher.py)
