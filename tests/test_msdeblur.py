@@ -3,6 +3,7 @@ inference form, compute budgets, and the shipped weights on held-out photos."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from streamdeblur.core.errors import WeightsError
 from streamdeblur.engine.runner import ModelRunner
 from streamdeblur.engine.weights import find_default_weights, load_grown, load_model, save_weights
 from streamdeblur.models import create_model, get_spec
+from streamdeblur.models.layers import BranchedConv, add_branches, fold_branches
 from streamdeblur.models.msdeblur import SIZES, MultiScaleDeblur, ResBlock
 from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, evaluate
@@ -58,6 +60,29 @@ def test_inference_form_is_the_same_function() -> None:
     assert (y - x).abs().max() > 1e-3  # the check below would be empty for the identity
     assert (y - y_fast).abs().max().item() < 1e-5
     assert not any(isinstance(m, ResBlock) for m in fast.modules())  # every beta folded
+
+
+def test_branches_start_as_the_plain_model_and_fold_back_into_it_exactly() -> None:
+    """Training branches (train --branches) change nothing until trained; after training
+    (BatchNorm scales and running statistics moved), the folded plain network computes what
+    the branched one does in eval mode."""
+    model = trained_like(create_model("msdeblur-s")).eval()
+    branched = copy.deepcopy(model)
+    add_branches(branched, branched.branched)
+    x = torch.rand(1, 3, 45, 70)
+    with torch.no_grad():
+        assert torch.equal(branched(x), model(x))
+        for bn in (m for m in branched.modules() if isinstance(m, nn.BatchNorm2d)):
+            nn.init.normal_(bn.weight, 0.0, 0.1)
+            nn.init.normal_(bn.bias, 0.0, 0.01)
+        branched.train()(torch.rand(2, 3, 45, 70))  # moves the running statistics
+        y = branched.eval()(x)
+        fold_branches(branched)
+        assert (y - model(x)).abs().max() > 1e-3  # the branches now count
+        assert (branched(x) - y).abs().max().item() < 1e-5
+    assert branched.state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(ValueError, match="3x3"):
+        BranchedConv(nn.Conv2d(4, 4, 1))
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float16, 3e-3), (torch.bfloat16, 2e-2)])

@@ -326,6 +326,30 @@ def test_train_only_moves_those_parameters_alone(sharp_dir: Path, tmp_path: Path
     assert_one_line_error(code, err, 2, "--train-only gaet: no parameter name starts with it")
 
 
+def test_branches_train_beside_the_convolutions_and_fold_into_every_export(sharp_dir: Path, tmp_path: Path) -> None:
+    """--branches: the run starts from the --init weights' function, its branches train, and
+    what it exports (and resumes into) is the plain network with the branches folded in."""
+    weights = student_weights(tmp_path / "s.safetensors")
+    config = tiny(sharp_dir, model="msdeblur-s", steps=4, init=str(weights), branches=True, lr=1e-2)
+    trainer = Trainer(config, RunOptions(tmp_path / "run", "cpu"))
+    x = torch.rand(1, 3, 40, 48)
+    with torch.no_grad():
+        assert torch.equal(trainer.export_model()(x), load_model("msdeblur-s", weights)(x))
+    trainer.run()
+    assert any(".wide." in name for name in trainer.params)
+    exported = load_file(tmp_path / "run" / "msdeblur-s.safetensors")
+    assert exported.keys() == create_model("msdeblur-s").state_dict().keys()
+    with torch.no_grad():
+        assert (trainer.export_model()(x) - load_model("msdeblur-s", weights)(x)).abs().max() > 1e-4
+    resumed = Trainer(
+        TrainConfig(model=None, data=None, steps=None), RunOptions(tmp_path / "run", "cpu", resume=tmp_path / "run")
+    )
+    assert resumed.config.branches and resumed.step == 4
+    args = ["train", "--model", "rt-focuser", "--data", sharp_dir, "--steps", "1", "--branches", "-o", tmp_path / "x"]
+    code, err = run_cli(*args)
+    assert_one_line_error(code, err, 2, "--branches")
+
+
 def test_training_on_photos_needs_no_pyav(sharp_dir: Path, tmp_path: Path) -> None:
     """A lent GPU machine has no PyAV unless its wheel travels along: `train` on photos, with
     its held-out evaluation, runs with `av` impossible to import."""
