@@ -337,6 +337,7 @@ def test_branches_train_beside_the_convolutions_and_fold_into_every_export(sharp
         assert torch.equal(trainer.export_model()(x), load_model("msdeblur-s", weights)(x))
     trainer.run()
     assert any(".wide." in name for name in trainer.params)
+    assert read_manifest(tmp_path / "run")["msdeblur-s.safetensors"]["recipe"]["branches"] is True
     exported = load_file(tmp_path / "run" / "msdeblur-s.safetensors")
     assert exported.keys() == create_model("msdeblur-s").state_dict().keys()
     with torch.no_grad():

@@ -424,6 +424,7 @@ class Trainer:
                 "ema": config.ema,
                 "seed": config.seed,
                 "init": config.init,
+                **({"branches": True} if config.branches else {}),
                 **(
                     {
                         "teacher": config.teacher,
