@@ -340,6 +340,8 @@ def test_branches_train_beside_the_convolutions_and_fold_into_every_export(sharp
     assert read_manifest(tmp_path / "run")["msdeblur-s.safetensors"]["recipe"]["branches"] is True
     exported = load_file(tmp_path / "run" / "msdeblur-s.safetensors")
     assert exported.keys() == create_model("msdeblur-s").state_dict().keys()
+    folded = checkpoint.exported_weights(tmp_path / "run" / "checkpoints" / "step_0000004")  # eval --weights FOLDER
+    assert all(torch.equal(folded[k].half(), exported[k]) for k in exported)
     with torch.no_grad():
         assert (trainer.export_model()(x) - load_model("msdeblur-s", weights)(x)).abs().max() > 1e-4
     resumed = Trainer(

@@ -25,6 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from streamdeblur.core.errors import UsageError
+from streamdeblur.models import DeblurModel, create_model
+from streamdeblur.models.layers import add_branches, fold_branches
 
 SHARD_BYTES = 15 * 2**20
 STATE = "state.json"
@@ -132,9 +134,23 @@ def is_checkpoint(path: Path) -> bool:
 
 def exported_weights(folder: Path) -> Tensors:
     """The weights a run would export at this checkpoint: its EMA (the live weights where it
-    keeps none), so any checkpoint can be evaluated (`streamdeblur eval --weights FOLDER`)."""
-    model, ema, _ = unpack(load(folder)[0])
-    return ema if ema is not None else model
+    keeps none), branches folded, so any checkpoint can be evaluated (`streamdeblur eval
+    --weights FOLDER`)."""
+    tensors, state = load(folder)
+    model, ema, _ = unpack(tensors)
+    config = state["config"]
+    return plain_model(config["model"], ema if ema is not None else model, config.get("branches", False)).state_dict()
+
+
+def plain_model(name: str, weights: Tensors, branches: bool) -> DeblurModel:
+    """The model a run's weights make for users (eval mode, on the CPU): a run trained with
+    `--branches` holds them beside its convolutions, and they are folded in."""
+    model = create_model(name)
+    if branches:
+        branch(model)
+    model.load_state_dict({k: v.cpu() for k, v in weights.items()})
+    fold_branches(model)
+    return model.eval()
 
 
 def load(folder: Path) -> tuple[Tensors, dict[str, Any]]:
@@ -147,3 +163,10 @@ def load(folder: Path) -> tuple[Tensors, dict[str, Any]]:
     except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise UsageError(f"checkpoint {folder} is incomplete or damaged ({err})") from None
     return tensors, state
+
+
+def branch(model: DeblurModel) -> None:
+    """Put reparameterisation branches beside the convolutions `model` names (train --branches)."""
+    if not model.branched:
+        raise UsageError(f"--branches: {type(model).__name__} names no convolutions that take branches")
+    add_branches(model, model.branched)

@@ -37,8 +37,7 @@ from streamdeblur.engine import weights
 from streamdeblur.engine.build import EngineOptions, build_engine
 from streamdeblur.engine.device import resolve_device, resolve_precision
 from streamdeblur.engine.runner import ModelRunner
-from streamdeblur.models import DeblurModel, create_model, get_spec
-from streamdeblur.models.layers import add_branches, fold_branches
+from streamdeblur.models import create_model, get_spec
 from streamdeblur.train import checkpoint
 from streamdeblur.train.batches import Batches
 from streamdeblur.train.config import TrainConfig
@@ -127,7 +126,7 @@ class Trainer:
         fresh = not config.init or resume_from
         start = create_model(config.model) if fresh else weights.load_grown(config.model, config.init)
         if config.branches:
-            _add_branches(start)
+            checkpoint.branch(start)
         self.model = start.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -251,12 +250,7 @@ class Trainer:
 
     def export_model(self) -> torch.nn.Module:
         """The weights a user gets: the EMA (if kept), as an eval-mode CPU model."""
-        model = create_model(self.config.model)
-        if self.config.branches:
-            _add_branches(model)
-        model.load_state_dict({k: v.cpu() for k, v in (self.ema or self.model.state_dict()).items()})
-        fold_branches(model)  # what users get is the plain network
-        return model.eval()
+        return checkpoint.plain_model(self.config.model, self.ema or self.model.state_dict(), self.config.branches)
 
     def _runner(self, model: torch.nn.Module, precision: str) -> ModelRunner:
         options = EngineOptions(self.config.model, device=str(self.device), precision=precision)
@@ -459,12 +453,6 @@ def _autocast_bf16(precision: str, device: torch.device) -> bool:
     if precision == "auto":
         return device.type == "cuda"
     return precision == "bf16" and resolve_precision("bf16", device) == "bf16"
-
-
-def _add_branches(model: DeblurModel) -> None:
-    if not model.branched:
-        raise UsageError(f"--branches: {type(model).__name__} names no convolutions that take branches")
-    add_branches(model, model.branched)
 
 
 def _trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
