@@ -138,8 +138,11 @@ def exported_weights(folder: Path) -> Tensors:
     --weights FOLDER`)."""
     tensors, state = load(folder)
     model, ema, _ = unpack(tensors)
+    weights = ema if ema is not None else model
     config = state["config"]
-    return plain_model(config["model"], ema if ema is not None else model, config.get("branches", False)).state_dict()
+    if not config.get("branches"):  # already the plain network's tensors
+        return weights
+    return plain_model(config["model"], weights, branches=True).state_dict()
 
 
 def plain_model(name: str, weights: Tensors, branches: bool) -> DeblurModel:
