@@ -7,7 +7,8 @@ branches whose names start with `--under` (default: S's full-size scale), and, w
 live weights folded, how far each branched convolution's weights moved from the convolution
 beside the branches (norm of the difference over the norm of the convolution's weights:
 mean, smallest, largest). Then the run's training loss (`log.csv`), averaged over each
-`--every` steps: the figures docs/training.md compares with a run without branches.
+`--every` steps: the figures docs/training.md compares with a run without branches (for
+which, given its folder, only the loss is printed).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from streamdeblur.models.layers import BranchedConv
 from streamdeblur.train import checkpoint
 
 
-def branch_use(folder: Path, under: str) -> str:
-    tensors, state = checkpoint.load(folder)
+def branch_use(tensors: checkpoint.Tensors, state: dict, under: str) -> str:
     live, ema, _ = checkpoint.unpack(tensors)
     weights = ema if ema is not None else live
     scales = [
@@ -40,7 +40,7 @@ def branch_use(folder: Path, under: str) -> str:
         if isinstance(conv, BranchedConv)
     ]
     return (
-        f"{folder.name}: BN scale |mean| {statistics.mean(scales):.4f}, max {max(scales):.4f}; "
+        f"BN scale |mean| {statistics.mean(scales):.4f}, max {max(scales):.4f}; "
         f"folded change {statistics.mean(moved):.1%} ({min(moved):.1%} to {max(moved):.1%})"
     )
 
@@ -61,8 +61,10 @@ def main() -> None:
     parser.add_argument("--under", default="scales.2.")
     args = parser.parse_args()
     for folder in sorted((args.run / "checkpoints").glob(f"{checkpoint.PREFIX}*")):
-        print(branch_use(folder, args.under))
-    print("loss: " + ", ".join(f"{end}: {loss:.2f}" for end, loss in loss_by_interval(args.run, args.every)))
+        tensors, state = checkpoint.load(folder)
+        if state["config"].get("branches"):
+            print(f"{folder.name}: {branch_use(tensors, state, args.under)}")
+    print("loss: " + ", ".join(f"{end}: {loss:.4g}" for end, loss in loss_by_interval(args.run, args.every)))
 
 
 if __name__ == "__main__":
