@@ -326,6 +326,24 @@ def test_train_only_moves_those_parameters_alone(sharp_dir: Path, tmp_path: Path
     assert_one_line_error(code, err, 2, "--train-only gaet: no parameter name starts with it")
 
 
+def test_a_run_from_random_weights_holds_the_recipes_part_for_its_first_steps(sharp_dir: Path, tmp_path: Path) -> None:
+    """msdeblur's recipe holds the frame gate at its initial value while the correction
+    starts to learn (from random weights only); after the held steps it trains as the rest."""
+    prefix, _ = get_spec("msdeblur-s").recipe.hold
+    assert prefix == "gate."
+    trainer = Trainer(tiny(sharp_dir, model="msdeblur-s", steps=4), RunOptions(tmp_path / "run", "cpu"))
+    trainer.recipe = dataclasses.replace(trainer.recipe, hold=(prefix, 2))
+    gate = {k: v.clone() for k, v in trainer.model.gate.state_dict().items()}
+    for step in range(4):
+        trainer.train_step()
+        same = all(torch.equal(v, gate[k]) for k, v in trainer.model.gate.state_dict().items())
+        assert same == (step < 2), step
+        assert (trainer.model.gate.fc1.weight.grad is None) == (step < 2)
+    assert not torch.equal(trainer.model.scales[2].tail.weight, torch.zeros_like(trainer.model.scales[2].tail.weight))
+    weights = student_weights(tmp_path / "s.safetensors")
+    assert not Trainer(tiny(sharp_dir, model="msdeblur-s", init=str(weights)), RunOptions(tmp_path / "i", "cpu")).held
+
+
 def test_branches_train_beside_the_convolutions_and_fold_into_every_export(sharp_dir: Path, tmp_path: Path) -> None:
     """--branches: the run starts from the --init weights' function, its branches train, and
     what it exports (and resumes into) is the plain network with the branches folded in."""

@@ -33,6 +33,9 @@ class Recipe:
     terms for the log; None: one `pixel` loss on the clamped output. `channels_last` is for
     CUDA training (UHDVD's patch tiling needs NCHW maps).
     `clip_grad` caps a step's gradient norm: one odd batch cannot throw the weights off.
+    `hold` (prefix, steps): in a run from random weights, the parameters whose names start
+    with prefix keep their initial values for the first steps (a part that would otherwise
+    learn to switch off an untrained one before that one is worth anything).
     """
 
     lr: float = 1e-4
@@ -46,6 +49,7 @@ class Recipe:
     channels_last: bool = True
     clip_grad: float | None = None  # max global gradient norm per step (None: no clipping)
     clamp_output: bool = True  # the pixel loss sees the output clamped to [0, 1]
+    hold: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)

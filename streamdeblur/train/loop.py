@@ -133,6 +133,7 @@ class Trainer:
         self.params = {name for name, _ in self.model.named_parameters()}
         self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if config.ema else None
         self.trained = _trainable(self.model, config.train_only)
+        self.held = _held(self.model, self.recipe.hold if not config.init else None)
         # fused: one kernel for all tensors (per-tensor Adam costs more than RT-Focuser's step on a CPU)
         self.optimizer = torch.optim.Adam(self.trained, lr=config.lr, fused=True)
         self.pixel = PIXEL_LOSSES[config.loss]
@@ -232,6 +233,9 @@ class Trainer:
             group["lr"] = lr_at(self.step, self.config, self.recipe.lr_min)
         blurry, sharp = self.batches(self.step)
         self.model.train()
+        if self.held:
+            for param in self.held:  # no gradient: Adam leaves a parameter without one as it is
+                param.requires_grad_(self.step >= self.recipe.hold[1])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if self.teacher:
                 sharp = self.teacher.target(blurry, sharp, self.channels_last)
@@ -429,6 +433,7 @@ class Trainer:
                     else {}
                 ),
                 **({"train_only": config.train_only} if config.train_only else {}),
+                **({"hold": list(self.recipe.hold)} if self.held else {}),
             },
             "losses": losses[::stride] + ([losses[-1]] if losses and (len(losses) - 1) % stride else []),
             "command": self.options.command,
@@ -470,6 +475,14 @@ def _trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch
     for name, param in named.items():
         param.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
     return [param for param in named.values() if param.requires_grad]
+
+
+def _held(model: torch.nn.Module, hold: tuple[str, int] | None) -> list[torch.nn.Parameter]:
+    """The trained parameters that the recipe's `hold` keeps at their initial values for its
+    first steps (none for a run that starts from weights: `hold` is None)."""
+    if hold is None:
+        return []
+    return [param for name, param in model.named_parameters() if name.startswith(hold[0]) and param.requires_grad]
 
 
 def _merge(stored: TrainConfig, given: TrainConfig, named: frozenset[str] | None = None) -> TrainConfig:
