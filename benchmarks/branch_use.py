@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from streamdeblur.models.layers import BranchedConv
 from streamdeblur.train import checkpoint
 
 
-def branch_use(tensors: checkpoint.Tensors, state: dict, under: str) -> str:
+def branch_use(folder: Path, under: str) -> str:
+    tensors, state = checkpoint.load(folder)
     live, ema, _ = checkpoint.unpack(tensors)
     weights = ema if ema is not None else live
     scales = [
@@ -60,10 +62,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1000)
     parser.add_argument("--under", default="scales.2.")
     args = parser.parse_args()
-    for folder in sorted((args.run / "checkpoints").glob(f"{checkpoint.PREFIX}*")):
-        tensors, state = checkpoint.load(folder)
-        if state["config"].get("branches"):
-            print(f"{folder.name}: {branch_use(tensors, state, args.under)}")
+    folders = sorted((args.run / "checkpoints").glob(f"{checkpoint.PREFIX}*"))
+    # a setting of the whole run: read once, from the first checkpoint's state alone
+    if folders and json.loads((folders[0] / checkpoint.STATE).read_text())["config"].get("branches"):
+        for folder in folders:
+            print(f"{folder.name}: {branch_use(folder, args.under)}")
     print("loss: " + ", ".join(f"{end}: {loss:.4g}" for end, loss in loss_by_interval(args.run, args.every)))
 
 

@@ -233,9 +233,8 @@ class Trainer:
             group["lr"] = lr_at(self.step, self.config, self.recipe.lr_min)
         blurry, sharp = self.batches(self.step)
         self.model.train()
-        if self.held:
-            for param in self.held:  # no gradient: Adam leaves a parameter without one as it is
-                param.requires_grad_(self.step >= self.recipe.hold[1])
+        for param in self.held:  # no gradient: Adam leaves a parameter without one as it is
+            param.requires_grad_(self.step >= self.recipe.hold[1])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if self.teacher:
                 sharp = self.teacher.target(blurry, sharp, self.channels_last)
