@@ -103,7 +103,9 @@ class _FusedResBlock(nn.Module):
 class FrameGate(nn.Module):
     """The share of the correction a frame gets, from the log of each feature channel's
     standard deviation over the whole frame (features are small, ~0.02, and vary by tens of
-    percent between sharp and blurry frames: the log makes that an O(1) signal)."""
+    percent between sharp and blurry frames: the log makes that an O(1) signal). Training
+    teaches it on crops; the shipped S's was then fitted on whole frames, offline
+    (`benchmarks/gate_fit.py`: better on nearly sharp frames, docs/training.md)."""
 
     def __init__(self, c: int):
         super().__init__()
