@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -132,38 +133,55 @@ def gains(rows: list[dict], share: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10((ee - 2 * g * ce + g * g * cc) / ee)
 
 
-def fit(rows: list[dict], names: list[str], hidden: int, steps: int, decay: float, mild: float, seed: int = 0):
-    """A gate MLP (standardised inputs → hidden ReLU → sigmoid) that maximises the mean gain,
-    `mild` frames weighted `mild` times as much as `default` ones."""
+@dataclass
+class FittedGate:
+    """A gate fitted on the logs of the `names` statistics, standardised by `mean`, `std`."""
+
+    names: list[str]
+    net: torch.nn.Sequential
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __call__(self, rows: list[dict]) -> torch.Tensor:
+        return torch.sigmoid(self.net((inputs(rows, self.names) - self.mean) / self.std))
+
+    def into(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """The model's weights with this gate as its frame gate (variant `f2`): the
+        standardisation folded into the first layer, the model's gate gain out of the last."""
+        first, last = self.net[0], self.net[2]
+        state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        with torch.no_grad():
+            state["gate.fc1.weight"] = first.weight / self.std
+            state["gate.fc1.bias"] = first.bias - (first.weight / self.std) @ self.mean
+            state["gate.fc2.weight"] = last.weight / GATE_GAIN
+            state["gate.fc2.bias"] = last.bias / GATE_GAIN
+        return state
+
+
+def fit(rows: list[dict], names: list[str], args: argparse.Namespace, seed: int) -> FittedGate:
+    """A gate MLP (standardised inputs → hidden ReLU → sigmoid) that maximises the training
+    frames' mean gain, `mild` frames weighted `args.mild` times as much as `default` ones."""
     torch.manual_seed(seed)
-    weight = torch.tensor([mild if row["blur"] == "mild" else 1.0 for row in rows], dtype=torch.float64)
+    weight = torch.tensor([args.mild if row["blur"] == "mild" else 1.0 for row in rows], dtype=torch.float64)
     weight = weight / weight.sum()
     x = inputs(rows, names)
     mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
+    hidden = args.hidden
     net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
-    optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=decay)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=args.decay)
     z = (x - mean) / std
-    for _ in range(steps):
+    for _ in range(args.steps):
         loss = -(weight * gains(rows, torch.sigmoid(net(z)))).sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    gate = lambda r: torch.sigmoid(net((inputs(r, names) - mean) / std)).detach()  # noqa: E731
-    gate.layers = (net[0], net[2], mean, std)
-    return gate
+    return FittedGate(names, net, mean, std)
 
 
-def folded(model: torch.nn.Module, layers: tuple) -> dict[str, torch.Tensor]:
-    """The model's weights with its gate replaced by a fitted one on the `f2` statistic: the
-    standardisation folded into the first layer, the gate's gain into the last."""
-    first, last, mean, std = layers
-    state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+def model_share(model: torch.nn.Module, rows: list[dict]) -> torch.Tensor:
+    """The shares the model's own frame gate gives the frames."""
     with torch.no_grad():
-        state["gate.fc1.weight"] = first.weight / std
-        state["gate.fc1.bias"] = first.bias - (first.weight / std) @ mean
-        state["gate.fc2.weight"] = last.weight / GATE_GAIN
-        state["gate.fc2.bias"] = last.bias / GATE_GAIN
-    return state
+        return model.gate.share(torch.stack([row["f2_std"] for row in rows]).float())
 
 
 def report(label: str, rows: list[dict], share: torch.Tensor) -> None:
@@ -186,28 +204,23 @@ def print_gains(label: str, rows: list[dict], values: list[float]) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     train, test = [row for path in args.train for row in torch.load(path)], torch.load(args.test)
     model = load_model(args.model, args.weights).eval()
-    with torch.no_grad():
-        current = model.gate.share(torch.stack([row["f2_std"] for row in test]).float())
-    report("the model's gate", test, current)
-    best = torch.tensor([max(row["ce"] / row["cc"], 0.0) for row in test])
-    report("a perfect per-frame gate", test, best)
+    report("the model's gate", test, model_share(model, test))
+    report("a perfect per-frame gate", test, torch.tensor([max(row["ce"] / row["cc"], 0.0) for row in test]))
     for names in args.variant:
-        chosen = names.split("+")
-        fits = [fit(train, chosen, args.hidden, args.steps, args.decay, args.mild, seed) for seed in range(args.inits)]
-        objective = [gains(train, gate(train)).mean().item() for gate in fits]
-        for index, (one, value) in enumerate(zip(fits, objective, strict=True)):
-            report(f"{names} init {index} ({value:.4f})", test, one(test))
-        gate = fits[objective.index(max(objective))]  # chosen on the training frames alone
-        report(f"{names}, chosen (train)", train, gate(train))
-        report(f"{names}, chosen", test, gate(test))
+        fits = [fit(train, names.split("+"), args, seed) for seed in range(args.inits)]
+        with torch.no_grad():
+            objective = [gains(train, gate(train)).mean().item() for gate in fits]
+            for index, (one, value) in enumerate(zip(fits, objective, strict=True)):
+                report(f"{names} init {index} ({value:.4f})", test, one(test))
+            gate = fits[objective.index(max(objective))]  # chosen on the training frames alone
+            report(f"{names}, chosen (train)", train, gate(train))
+            report(f"{names}, chosen", test, gate(test))
     if args.export:
         if args.variant != ["f2"] or args.hidden != GATE_HIDDEN:
             raise SystemExit(f"--export fits the model's own gate: --variant f2 --hidden {GATE_HIDDEN} only")
-        state = folded(model, gate.layers)
+        state = gate.into(model)
         model.load_state_dict(state)
-        with torch.no_grad():
-            check = model.gate.share(torch.stack([row["f2_std"] for row in test]).float())
-        report("exported gate", test, check)
+        report("exported gate", test, model_share(model, test))
         meta = safe_open(args.weights, "pt").metadata() or {}
         save_weights(state, args.export, get_spec(args.model), metadata=meta, half=True)
         print(f"wrote {args.export}")
