@@ -5,7 +5,7 @@
     python benchmarks/gate_fit.py fit TEST.pt --train TRAIN.pt [--train MORE.pt] [--variant f2 ...]
         [--mild 1.0] [--decay 0.01] [--steps 2000] [--inits 1] [--export OUT.safetensors]
     python benchmarks/gate_fit.py collect-blocks OUT.pt ...   # the same, per region of the frame
-    python benchmarks/gate_fit.py fit-blocks TRAIN.pt TEST.pt --variant 16:local --variant 16:frame
+    python benchmarks/gate_fit.py fit-blocks TEST.pt --train TRAIN.pt --variant 16:local --variant 16:frame
 
 The gate learns in training from 256 px crops, and decides on whole frames. Here it is fitted
 on whole frames instead. `collect` blurs each photo of the split as `streamdeblur eval` does
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from gate_oracle import open_gate
 from safetensors import safe_open
 
 from streamdeblur.engine.weights import load_model, save_weights
@@ -45,7 +46,6 @@ from streamdeblur.train.datasets import open_dataset
 from streamdeblur.train.evaluate import EvalOptions, eval_frames, to_tensor
 
 BLOCKS = (8, 16)  # feature pixels per region side, for a gate by regions
-OPEN = 10.0  # a gate logit of GATE_GAIN x 10: the whole correction
 LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
@@ -54,15 +54,6 @@ def moments(x: torch.Tensor) -> dict[str, torch.Tensor]:
     x = x.float()[0].flatten(1)
     centred = x - x.mean(1, keepdim=True)
     return {"std": centred.pow(2).mean(1).sqrt(), "p4": centred.pow(4).mean(1).pow(0.25)}
-
-
-def opened(args: argparse.Namespace) -> torch.nn.Module:
-    """The model with its gate held open: its output is the whole correction."""
-    model = load_model(args.model, args.weights).eval()
-    with torch.no_grad():
-        model.gate.fc2.weight.zero_()
-        model.gate.fc2.bias.fill_(OPEN)
-    return model
 
 
 def frames(args: argparse.Namespace) -> Iterator[tuple[dict, torch.Tensor, torch.Tensor]]:
@@ -81,7 +72,7 @@ def frames(args: argparse.Namespace) -> Iterator[tuple[dict, torch.Tensor, torch
 
 
 def collect(args: argparse.Namespace) -> None:
-    model = opened(args)
+    model = open_gate(args.model, args.weights)
     seen: dict[int, torch.Tensor] = {}
     for level, scale in enumerate(model.scales):
         scale.body.register_forward_hook(lambda _m, _i, out, level=level: seen.__setitem__(level, out))
@@ -126,11 +117,16 @@ def inputs(rows: list[dict], names: list[str]) -> torch.Tensor:
     return torch.cat(columns, 1)
 
 
+def gain_db(ee: torch.Tensor | float, gce: torch.Tensor, ggcc: torch.Tensor) -> torch.Tensor:
+    """PSNR gain (dB) of blurry + g·c over blurry, from |e|², g<c,e> and g²|c|² (e = sharp - blurry)."""
+    return -10 * torch.log10((ee - 2 * gce + ggcc) / ee)
+
+
 def gains(rows: list[dict], share: torch.Tensor) -> torch.Tensor:
     """Each frame's PSNR gain (dB) with `share` of its correction (floats, no clamp)."""
     ee, ce, cc = (torch.tensor([row[k] for row in rows], dtype=torch.float64) for k in ("ee", "ce", "cc"))
     g = share.double().view(-1)
-    return -10 * torch.log10((ee - 2 * g * ce + g * g * cc) / ee)
+    return gain_db(ee, g * ce, g * g * cc)
 
 
 @dataclass
@@ -191,12 +187,11 @@ def report(label: str, rows: list[dict], share: torch.Tensor) -> None:
 def print_gains(label: str, rows: list[dict], values: list[float]) -> None:
     """Mean gains per (blur, draw), and per blur over the draws."""
     groups: dict[tuple[str, int], list[float]] = {}
-    for row, value in zip(rows, values, strict=True):
-        groups.setdefault((row["blur"], row["seed"]), []).append(value)
-    cells = "  ".join(f"{b} {s}: {sum(v) / len(v):+.3f}" for (b, s), v in sorted(groups.items()))
     blurs: dict[str, list[float]] = {}
     for row, value in zip(rows, values, strict=True):
+        groups.setdefault((row["blur"], row["seed"]), []).append(value)
         blurs.setdefault(row["blur"], []).append(value)
+    cells = "  ".join(f"{b} {s}: {sum(v) / len(v):+.3f}" for (b, s), v in sorted(groups.items()))
     means = " / ".join(f"{b} {sum(v) / len(v):+.3f}" for b, v in sorted(blurs.items()))
     print(f"{label:32s} {cells}  | means {means}", flush=True)
 
@@ -230,7 +225,7 @@ def collect_blocks(args: argparse.Namespace) -> None:
     """Per frame, for a gate by regions: the full-size features' spread per region of
     `BLOCKS` feature pixels and over the frame, <c,e> and |c|² summed per feature pixel (r x r
     pixels), and |e|² over the frame."""
-    model = opened(args)
+    model = open_gate(args.model, args.weights)
     seen: dict[str, torch.Tensor] = {}
     model.gate.register_forward_hook(lambda _m, inp, _o: seen.__setitem__("f", inp[0]))
     r = model.scales[-1].r
@@ -281,7 +276,7 @@ class RegionFit(torch.nn.Module):
 def region_gain(gate: RegionFit, row: dict, x: torch.Tensor, block: int) -> torch.Tensor:
     ce, cc = row["ce_cc"]
     g = gate(x, tuple(row[f"std{block}"].shape[1:]), tuple(ce.shape))
-    return -10 * torch.log10((row["ee"] - 2 * (g * ce).sum() + (g * g * cc).sum()) / row["ee"])
+    return gain_db(row["ee"], (g * ce).sum(), (g * g * cc).sum())
 
 
 def fit_blocks(args: argparse.Namespace) -> None:

@@ -41,6 +41,15 @@ def psnr(image: torch.Tensor, sharp: torch.Tensor) -> float:
     return metrics.psnr(image.clamp(0, 1), sharp).item()
 
 
+def open_gate(name: str, weights: str) -> nn.Module:
+    """The model with its frame gate held open: its output is the whole correction."""
+    model = load_model(name, weights).eval()
+    with torch.no_grad():
+        model.gate.fc2.weight.zero_()
+        model.gate.fc2.bias.fill_(OPEN)
+    return model
+
+
 def blockwise_gain(blurry: torch.Tensor, sharp: torch.Tensor, whole: torch.Tensor, block: int) -> float:
     """PSNR gain with the best share of `whole` per `block` x `block` block (floored at 0),
     on the part of the frame that whole blocks cover."""
@@ -80,10 +89,7 @@ def main() -> None:
     parser.add_argument("--per-frame", action="store_true")
     args = parser.parse_args()
     gated = load_model(args.model, args.weights).eval()
-    opened = load_model(args.model, args.weights).eval()
-    with torch.no_grad():
-        opened.gate.fc2.weight.zero_()
-        opened.gate.fc2.bias.fill_(OPEN)
+    opened = open_gate(args.model, args.weights)
     windowed = {}
     for k in args.window:
         windowed[k] = load_model(args.model, args.weights).eval()
